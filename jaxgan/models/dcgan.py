@@ -1,0 +1,109 @@
+"""DCGAN generators and discriminators (NHWC, images in [-1, 1]).
+
+"w7" is a DCGAN for square images whose size is a multiple of 8:
+
+  G: z [B, latent_dim] -> dense to 512 * (s/8)^2 -> LeakyReLU -> reshape to (s/8, s/8, 512)
+     -> 3 x [transposed conv 4x4, stride 2, padding 1 -> BatchNorm -> LeakyReLU] (256, 128, 64
+     channels) -> conv 3x3, stride 1, padding 1 to 3 channels -> tanh.
+  D: x [B, s, s, 3] -> 4 x [conv 4x4 -> LeakyReLU -> BatchNorm] with 64, 128, 256, 512 channels,
+     strides 2, 2, 1, 2 and paddings 1, 1, 2, 1 (no BatchNorm in the first block; BatchNorm comes
+     after the activation) -> flatten -> dense to one logit.
+
+The stride-1 block's padding of 2 grows the map from s/4 to s/4 + 1, and the next block brings it to
+s/8. Every LeakyReLU has slope 0.2. Every weight is Glorot-normal (not truncated), biases are 0.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxgan.models import layers
+
+LEAKY_SLOPE = 0.2
+
+
+def batch_norm(num_features: int, epsilon: float, rngs: nnx.Rngs) -> nnx.BatchNorm:
+  """Returns a BatchNorm with PyTorch's default momentum (running = 0.9 running + 0.1 batch).
+
+  NOTE: PyTorch updates the running variance with the unbiased batch variance and Flax with the
+  biased one. With at least 32 x 16 x 16 values per channel the two differ by under 0.02%.
+  """
+  return nnx.BatchNorm(num_features, momentum=0.9, epsilon=epsilon, rngs=rngs)
+
+
+class W7Generator(nnx.Module):
+  """The w7 generator: z [B, latent_dim] -> images [B, s, s, 3] in (-1, 1)."""
+
+  def __init__(self, image_size: int, latent_dim: int, bn_epsilon: float, *, rngs: nnx.Rngs):
+    if image_size % 8:
+      raise ValueError(f"w7 needs an image size that is a multiple of 8, got {image_size}")
+    self.start_size = image_size // 8
+    init = layers.glorot_normal()
+    self.dense = nnx.Linear(
+        latent_dim, 512 * self.start_size**2, kernel_init=init, bias_init=nnx.initializers.zeros,
+        rngs=rngs)
+    channels = [512, 256, 128, 64]
+    self.up_convs = nnx.List([
+        layers.ConvTranspose(c_in, c_out, 4, 2, 1, rngs=rngs)
+        for c_in, c_out in zip(channels[:-1], channels[1:])
+    ])
+    self.up_norms = nnx.List([batch_norm(c, bn_epsilon, rngs) for c in channels[1:]])
+    self.to_rgb = layers.Conv(64, 3, 3, 1, 1, rngs=rngs)
+
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    x = nnx.leaky_relu(self.dense(z), LEAKY_SLOPE)
+    x = x.reshape(z.shape[0], self.start_size, self.start_size, 512)
+    for conv, norm in zip(self.up_convs, self.up_norms):
+      x = nnx.leaky_relu(norm(conv(x), use_running_average=not train), LEAKY_SLOPE)
+    return jnp.tanh(self.to_rgb(x))
+
+
+class W7Discriminator(nnx.Module):
+  """The w7 discriminator: images [B, s, s, 3] -> logits [B]."""
+
+  # (out channels, stride, padding, BatchNorm) per block; every kernel is 4x4.
+  BLOCKS = ((64, 2, 1, False), (128, 2, 1, True), (256, 1, 2, True), (512, 2, 1, True))
+
+  def __init__(self, image_size: int, bn_epsilon: float, *, rngs: nnx.Rngs):
+    if image_size % 8:
+      raise ValueError(f"w7 needs an image size that is a multiple of 8, got {image_size}")
+    c_in = 3
+    convs, norms = [], []
+    for c_out, stride, padding, use_norm in self.BLOCKS:
+      convs.append(layers.Conv(c_in, c_out, 4, stride, padding, rngs=rngs))
+      norms.append(batch_norm(c_out, bn_epsilon, rngs) if use_norm else None)
+      c_in = c_out
+    self.convs = nnx.List(convs)
+    self.norms = nnx.List(norms)
+    final_size = image_size // 8
+    self.dense = nnx.Linear(
+        512 * final_size**2, 1, kernel_init=layers.glorot_normal(),
+        bias_init=nnx.initializers.zeros, rngs=rngs)
+
+  def features(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
+    """Returns the output of every block, for shape checks and feature-based analysis."""
+    outputs = []
+    for conv, norm in zip(self.convs, self.norms):
+      x = nnx.leaky_relu(conv(x), LEAKY_SLOPE)
+      if norm is not None:
+        x = norm(x, use_running_average=not train)
+      outputs.append(x)
+    return outputs
+
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = self.features(x, train=train)[-1]
+    return self.dense(x.reshape(x.shape[0], -1))[:, 0]
+
+
+ARCHITECTURES = {"w7": (W7Generator, W7Discriminator)}
+
+
+def build(arch: str, image_size: int, latent_dim: int, bn_epsilon: float, seed: int):
+  """Builds (generator, discriminator) of a named architecture with initial weights from `seed`."""
+  if arch not in ARCHITECTURES:
+    raise ValueError(f"unknown DCGAN architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+  generator_cls, discriminator_cls = ARCHITECTURES[arch]
+  rngs = nnx.Rngs(params=jax.random.key(seed))
+  generator = generator_cls(image_size, latent_dim, bn_epsilon, rngs=rngs)
+  discriminator = discriminator_cls(image_size, bn_epsilon, rngs=rngs)
+  return generator, discriminator

@@ -1,0 +1,171 @@
+"""Layers shared by every model family: PyTorch-style convolutions with explicit padding.
+
+The reference experiments were written in PyTorch, so these layers take PyTorch's (kernel, stride,
+padding, output_padding) arguments and produce the same output sizes, on NHWC arrays.
+
+`conv_transpose` exists because of XLA:CPU. The gradient of `lax.conv_transpose` (what Flax's
+`ConvTranspose` uses) lowers to a kernel-dilated, reversed convolution that XLA:CPU (jaxlib 0.10)
+runs in a generic loop at a few GFLOP/s, which made a 128x128 DCGAN step tens of times slower than
+PyTorch. Here the transposed convolution is defined as the adjoint of a strided convolution, and its
+gradients are written with `jax.custom_vjp` as ordinary strided-convolution passes, which XLA runs
+with its fast convolution kernels on every backend.
+"""
+
+import functools
+from typing import Sequence
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+from flax import nnx
+
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def glorot_normal() -> nnx.Initializer:
+  """Returns N(0, 2 / (fan_in + fan_out)), not truncated (PyTorch's `xavier_normal_`)."""
+  return nnx.initializers.variance_scaling(1.0, "fan_avg", "normal")
+
+
+def _conv(x: jax.Array, kernel: jax.Array, stride: int, padding: Sequence[tuple[int, int]]):
+  # A convolution padded by more than "same" padding (total padding > kernel size - 1, as in w7's
+  # 4x4, padding 2 block) gets its padding from an explicit `jnp.pad`. With the padding inside the
+  # convolution, XLA:CPU (jaxlib 0.10) rewrites its kernel gradient into a reversed convolution that
+  # runs at about 2 GFLOP/s, 28x slower. Other convolutions keep the padding inside, where it is
+  # faster than a separate pad.
+  kernel_h, kernel_w = kernel.shape[:2]
+  (top, bottom), (left, right) = padding
+  if top + bottom > kernel_h - 1 or left + right > kernel_w - 1:
+    x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    padding = ((0, 0), (0, 0))
+  return lax.conv_general_dilated(
+      x, kernel, (stride, stride), padding, dimension_numbers=_DIMENSION_NUMBERS)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv_transpose(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int,
+    padding: tuple[tuple[int, int], tuple[int, int]],
+    output_hw: tuple[int, int],
+) -> jax.Array:
+  """Applies the transpose (adjoint) of a strided convolution, as PyTorch's ConvTranspose2d does.
+
+  Args:
+    x: [N, H, W, C_in].
+    kernel: [kh, kw, C_out, C_in]: the kernel of the strided convolution that maps the output
+      space (C_out channels) back to the input space (C_in channels).
+    stride: the stride of that convolution.
+    padding: its ((top, bottom), (left, right)) padding.
+    output_hw: the output height and width; the convolution must map them back to (H, W).
+
+  Returns:
+    [N, output_hw[0], output_hw[1], C_out].
+  """
+  out_shape = (x.shape[0], *output_hw, kernel.shape[2])
+  _, transpose = jax.vjp(lambda y: _conv(y, kernel, stride, padding), jnp.zeros(out_shape, x.dtype))
+  return transpose(x)[0]
+
+
+def _conv_transpose_forward(x, kernel, stride, padding, output_hw):
+  return conv_transpose(x, kernel, stride, padding, output_hw), (x, kernel)
+
+
+def _conv_transpose_backward(stride, padding, output_hw, residuals, grad_out):
+  x, kernel = residuals
+
+  # The output is linear in x with adjoint conv(., kernel): the input gradient is a plain
+  # strided convolution of the output gradient.
+  grad_x = _conv(grad_out, kernel, stride, padding)
+
+  # <grad_out, conv_transpose(x, kernel)> = <conv(grad_out, kernel), x>, so the kernel gradient is
+  # the kernel gradient of that strided convolution with x as its output cotangent.
+  _, kernel_vjp = jax.vjp(lambda k: _conv(grad_out, k, stride, padding), kernel)
+  (grad_kernel,) = kernel_vjp(x.astype(grad_out.dtype))
+  return grad_x.astype(x.dtype), grad_kernel.astype(kernel.dtype)
+
+
+conv_transpose.defvjp(_conv_transpose_forward, _conv_transpose_backward)
+
+
+class ConvTranspose(nnx.Module):
+  """PyTorch `ConvTranspose2d` semantics on NHWC inputs: out = (in - 1) * stride - 2 * padding
+  + kernel_size + output_padding.
+
+  The kernel is stored as [k, k, in_features, out_features], like Flax's `ConvTranspose`.
+  """
+
+  def __init__(
+      self,
+      in_features: int,
+      out_features: int,
+      kernel_size: int,
+      stride: int,
+      padding: int,
+      output_padding: int = 0,
+      *,
+      use_bias: bool = True,
+      kernel_init: nnx.Initializer = glorot_normal(),
+      dtype: jnp.dtype | None = None,
+      rngs: nnx.Rngs,
+  ):
+    if not 0 <= output_padding < stride:
+      raise ValueError(f"output_padding must be in [0, stride), got {output_padding}")
+    if output_padding > padding:
+      raise ValueError(f"output_padding ({output_padding}) must not exceed padding ({padding})")
+    shape = (kernel_size, kernel_size, in_features, out_features)
+    self.kernel = nnx.Param(kernel_init(rngs.params(), shape, jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
+    self.kernel_size = kernel_size
+    self.stride = stride
+    self.padding = padding
+    self.output_padding = output_padding
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    dtype = self.dtype or x.dtype
+    k, s, p, op = self.kernel_size, self.stride, self.padding, self.output_padding
+    height, width = x.shape[1], x.shape[2]
+    output_hw = ((height - 1) * s - 2 * p + k + op, (width - 1) * s - 2 * p + k + op)
+
+    # The adjoint convolution pads the bottom and right edges by `output_padding` less, so that it
+    # maps the larger output back onto exactly (height, width).
+    padding = ((p, p - op), (p, p - op))
+    kernel = jnp.swapaxes(self.kernel.value, 2, 3).astype(dtype)
+    y = conv_transpose(x.astype(dtype), kernel, s, padding, output_hw)
+    if self.bias is not None:
+      y = y + self.bias.value.astype(dtype)
+    return y
+
+
+class Conv(nnx.Module):
+  """PyTorch `Conv2d` semantics on NHWC inputs, with symmetric integer padding."""
+
+  def __init__(
+      self,
+      in_features: int,
+      out_features: int,
+      kernel_size: int,
+      stride: int,
+      padding: int,
+      *,
+      use_bias: bool = True,
+      kernel_init: nnx.Initializer = glorot_normal(),
+      dtype: jnp.dtype | None = None,
+      rngs: nnx.Rngs,
+  ):
+    shape = (kernel_size, kernel_size, in_features, out_features)
+    self.kernel = nnx.Param(kernel_init(rngs.params(), shape, jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
+    self.stride = stride
+    self.padding = padding
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    dtype = self.dtype or x.dtype
+    p = self.padding
+    y = _conv(x.astype(dtype), self.kernel.value.astype(dtype), self.stride, ((p, p), (p, p)))
+    if self.bias is not None:
+      y = y + self.bias.value.astype(dtype)
+    return y
