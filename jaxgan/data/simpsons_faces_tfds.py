@@ -20,6 +20,7 @@ from PIL import Image
 
 from jaxgan.data import images
 from jaxgan.data import source
+from jaxgan.data import tf_setup
 from jaxgan.errors import DataError
 
 HOMEPAGE = "https://www.kaggle.com/datasets/kostastokis/simpsons-faces"
@@ -51,18 +52,6 @@ _CHUNK_SIZE = 256
 
 # Errors that reading one archive member can raise for a damaged archive.
 _ARCHIVE_READ_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, EOFError)
-
-
-def _hide_accelerators_from_tensorflow() -> None:
-  """Imports TensorFlow with GPUs hidden, because JAX needs all of their memory."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:
-    # TensorFlow was already initialized elsewhere, so its device list can no longer change.
-    logging.warning("TensorFlow was initialized before jaxgan could hide the GPUs from it, so it "
-                    "may reserve GPU memory that JAX needs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +204,7 @@ class SimpsonsFaces(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def __init__(self, **kwargs):
-    _hide_accelerators_from_tensorflow()
+    tf_setup.import_tensorflow()
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:

@@ -1,11 +1,11 @@
 """DCGAN generators and discriminators (NHWC, images in [-1, 1]).
 
-"w7" is a DCGAN for square images whose size is a multiple of 8:
+"w7" is a DCGAN for square images whose size is a multiple of 8. With the default width c = 64:
 
-  G: z [B, latent_dim] -> dense to 512 * (s/8)^2 -> LeakyReLU -> reshape to (s/8, s/8, 512)
-     -> 3 x [transposed conv 4x4, stride 2, padding 1 -> BatchNorm -> LeakyReLU] (256, 128, 64
+  G: z [B, latent_dim] -> dense to 8c * (s/8)^2 -> LeakyReLU -> reshape to (s/8, s/8, 8c)
+     -> 3 x [transposed conv 4x4, stride 2, padding 1 -> BatchNorm -> LeakyReLU] (4c, 2c, c
      channels) -> conv 3x3, stride 1, padding 1 to 3 channels -> tanh.
-  D: x [B, s, s, 3] -> 4 x [conv 4x4 -> LeakyReLU -> BatchNorm] with 64, 128, 256, 512 channels,
+  D: x [B, s, s, 3] -> 4 x [conv 4x4 -> LeakyReLU -> BatchNorm] with c, 2c, 4c, 8c channels,
      strides 2, 2, 1, 2 and paddings 1, 1, 2, 1 (no BatchNorm in the first block; BatchNorm comes
      after the activation) -> flatten -> dense to one logit.
 
@@ -34,25 +34,28 @@ def batch_norm(num_features: int, epsilon: float, rngs: nnx.Rngs) -> nnx.BatchNo
 class W7Generator(nnx.Module):
   """The w7 generator: z [B, latent_dim] -> images [B, s, s, 3] in (-1, 1)."""
 
-  def __init__(self, image_size: int, latent_dim: int, bn_epsilon: float, *, rngs: nnx.Rngs):
+  def __init__(
+      self, image_size: int, latent_dim: int, bn_epsilon: float, width: int = 64, *,
+      rngs: nnx.Rngs):
     if image_size % 8:
       raise ValueError(f"w7 needs an image size that is a multiple of 8, got {image_size}")
     self.start_size = image_size // 8
+    self.start_channels = 8 * width
     init = layers.glorot_normal()
     self.dense = nnx.Linear(
-        latent_dim, 512 * self.start_size**2, kernel_init=init, bias_init=nnx.initializers.zeros,
-        rngs=rngs)
-    channels = [512, 256, 128, 64]
+        latent_dim, self.start_channels * self.start_size**2, kernel_init=init,
+        bias_init=nnx.initializers.zeros, rngs=rngs)
+    channels = [8 * width, 4 * width, 2 * width, width]
     self.up_convs = nnx.List([
         layers.ConvTranspose(c_in, c_out, 4, 2, 1, rngs=rngs)
         for c_in, c_out in zip(channels[:-1], channels[1:])
     ])
     self.up_norms = nnx.List([batch_norm(c, bn_epsilon, rngs) for c in channels[1:]])
-    self.to_rgb = layers.Conv(64, 3, 3, 1, 1, rngs=rngs)
+    self.to_rgb = layers.Conv(width, 3, 3, 1, 1, rngs=rngs)
 
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
     x = nnx.leaky_relu(self.dense(z), LEAKY_SLOPE)
-    x = x.reshape(z.shape[0], self.start_size, self.start_size, 512)
+    x = x.reshape(z.shape[0], self.start_size, self.start_size, self.start_channels)
     for conv, norm in zip(self.up_convs, self.up_norms):
       x = nnx.leaky_relu(norm(conv(x), use_running_average=not train), LEAKY_SLOPE)
     return jnp.tanh(self.to_rgb(x))
@@ -61,15 +64,16 @@ class W7Generator(nnx.Module):
 class W7Discriminator(nnx.Module):
   """The w7 discriminator: images [B, s, s, 3] -> logits [B]."""
 
-  # (out channels, stride, padding, BatchNorm) per block; every kernel is 4x4.
-  BLOCKS = ((64, 2, 1, False), (128, 2, 1, True), (256, 1, 2, True), (512, 2, 1, True))
+  # (channels as a multiple of the width, stride, padding, BatchNorm) per block; kernels are 4x4.
+  BLOCKS = ((1, 2, 1, False), (2, 2, 1, True), (4, 1, 2, True), (8, 2, 1, True))
 
-  def __init__(self, image_size: int, bn_epsilon: float, *, rngs: nnx.Rngs):
+  def __init__(self, image_size: int, bn_epsilon: float, width: int = 64, *, rngs: nnx.Rngs):
     if image_size % 8:
       raise ValueError(f"w7 needs an image size that is a multiple of 8, got {image_size}")
     c_in = 3
     convs, norms = [], []
-    for c_out, stride, padding, use_norm in self.BLOCKS:
+    for multiple, stride, padding, use_norm in self.BLOCKS:
+      c_out = multiple * width
       convs.append(layers.Conv(c_in, c_out, 4, stride, padding, rngs=rngs))
       norms.append(batch_norm(c_out, bn_epsilon, rngs) if use_norm else None)
       c_in = c_out
@@ -77,7 +81,7 @@ class W7Discriminator(nnx.Module):
     self.norms = nnx.List(norms)
     final_size = image_size // 8
     self.dense = nnx.Linear(
-        512 * final_size**2, 1, kernel_init=layers.glorot_normal(),
+        c_in * final_size**2, 1, kernel_init=layers.glorot_normal(),
         bias_init=nnx.initializers.zeros, rngs=rngs)
 
   def features(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
@@ -98,12 +102,14 @@ class W7Discriminator(nnx.Module):
 ARCHITECTURES = {"w7": (W7Generator, W7Discriminator)}
 
 
-def build(arch: str, image_size: int, latent_dim: int, bn_epsilon: float, seed: int):
-  """Builds (generator, discriminator) of a named architecture with initial weights from `seed`."""
+def build(
+    arch: str, image_size: int, latent_dim: int, bn_epsilon: float, width: int, key: jax.Array
+):
+  """Builds (generator, discriminator) of a named architecture with initial weights from `key`."""
   if arch not in ARCHITECTURES:
     raise ValueError(f"unknown DCGAN architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
   generator_cls, discriminator_cls = ARCHITECTURES[arch]
-  rngs = nnx.Rngs(params=jax.random.key(seed))
-  generator = generator_cls(image_size, latent_dim, bn_epsilon, rngs=rngs)
-  discriminator = discriminator_cls(image_size, bn_epsilon, rngs=rngs)
+  g_key, d_key = jax.random.split(key)
+  generator = generator_cls(image_size, latent_dim, bn_epsilon, width, rngs=nnx.Rngs(params=g_key))
+  discriminator = discriminator_cls(image_size, bn_epsilon, width, rngs=nnx.Rngs(params=d_key))
   return generator, discriminator

@@ -1,0 +1,40 @@
+"""Default run: a small w7 DCGAN on the built-in generated faces, sized for a laptop CPU.
+
+    python -m jaxgan.main --config configs/default.py --workdir runs/default
+
+Faces take shape within about 10 minutes on 2 CPU cores. Presets:
+  configs/default.py:tiny  16x16, a few steps, for tests and smoke runs
+  configs/default.py:64    64x64 with the full-width w7 networks
+"""
+
+import ml_collections
+
+from jaxgan.base_configs import dcgan
+
+
+def get_config(preset: str = "") -> ml_collections.ConfigDict:
+  config = dcgan.get_config()
+  config.data.source = "generated"
+  config.data.num_generated = 2048
+  config.data.image_size = 32
+  config.data.batch_size = 64
+  config.model.width = 32
+  config.train.num_epochs = 20
+  config.train.checkpoint_every_epochs = 2
+  config.train.log_every_steps = 8
+
+  if preset == "tiny":
+    config.data.num_generated = 64
+    config.data.image_size = 16
+    config.data.batch_size = 16
+    config.model.width = 8
+    config.train.num_epochs = 2
+    config.train.checkpoint_every_epochs = 1
+    config.train.log_every_steps = 2
+  elif preset == "64":
+    config.data.image_size = 64
+    config.data.batch_size = 32
+    config.model.width = 64
+  elif preset:
+    raise ValueError(f"unknown preset {preset!r} for configs/default.py; use 'tiny' or '64'")
+  return config

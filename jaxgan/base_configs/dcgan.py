@@ -1,0 +1,107 @@
+"""Base config of the DCGAN family; every DCGAN experiment in configs/ starts from it.
+
+The values are those of the w7 baseline at 128x128 (batch 32, G lr 4e-4, D lr 4e-5, Adam betas
+(0.5, 0.999), BatchNorm epsilon 5e-5, 400 epochs), except the data source, which defaults to the
+built-in generated faces so that a config runs on a fresh install.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the base DCGAN config. Experiment files override only what differs."""
+  config = ml_collections.ConfigDict()
+
+  # Root of every random number in a run: weights, latents, label smoothing, data order.
+  config.seed = 0
+
+  config.model = ml_collections.ConfigDict()
+  # Model family: the module jaxgan.families.<family> provides the state, train step and sampler.
+  config.model.family = "dcgan"
+  # Generator/discriminator pair within the family; "w7" is the lab's 4x4-kernel DCGAN.
+  config.model.arch = "w7"
+  # Channel width c: w7's G has 8c, 4c, 2c, c channels and its D c, 2c, 4c, 8c (64 in the lab's
+  # runs; smaller widths train faster on a CPU).
+  config.model.width = 64
+  # Length of the latent vector z.
+  config.model.latent_dim = 100
+  # Distribution of z: "normal" (N(0, 1)) or "uniform" (U(-1, 1)).
+  config.model.latent_distribution = "normal"
+  # Epsilon of every BatchNorm in G and D.
+  config.model.bn_epsilon = 5e-5
+
+  config.data = ml_collections.ConfigDict()
+  # Image source: "folder" (PNG/JPEG files in data.dir), "tfds" (the simpsons_faces TFDS builder)
+  # or "generated" (procedurally drawn cartoon faces, no download needed).
+  config.data.source = "generated"
+  # Folder of images for the "folder" source (not searched recursively).
+  config.data.dir = ""
+  # File ids (names up to the first dot, e.g. "191" for 191.png) left out of the "folder" source.
+  config.data.exclude_ids = ()
+  # For the "folder" source: also leave out the Simpsons Faces images known to be non-faces.
+  config.data.exclude_known_non_faces = False
+  # Training resolution in pixels (square); images are resized to it with bilinear filtering.
+  config.data.image_size = 128
+  # Global batch size, split evenly over all devices of all processes.
+  config.data.batch_size = 32
+  # Decoded images are kept in memory when they take at most this many GiB; above, they are
+  # decoded again every epoch.
+  config.data.cache_max_gib = 4.0
+  # Number of images drawn by the "generated" source.
+  config.data.num_generated = 2000
+  # TFDS data folder for the "tfds" source ("" = TFDS's default, ~/tensorflow_datasets).
+  config.data.tfds_data_dir = ""
+  # Folder with the Kaggle archive or its extracted cropped/ folder, for the "tfds" source
+  # ("" = <tfds_data_dir>/downloads/manual).
+  config.data.tfds_manual_dir = ""
+  # Threads that decode images (0 = one per CPU core).
+  config.data.num_threads = 0
+  # Batches prepared ahead of the train step.
+  config.data.prefetch_batches = 2
+
+  config.loss = ml_collections.ConfigDict()
+  # The real target of D's loss is drawn once per batch from U(real_label_min, real_label_max)
+  # (one-sided label smoothing); fakes get target 0 in D's loss and 1 in G's loss.
+  config.loss.real_label_min = 0.9
+  config.loss.real_label_max = 1.0
+  # How D's real and fake BCE terms combine: "sum" or "mean" (half the sum).
+  config.loss.d_reduction = "sum"
+
+  config.optim = ml_collections.ConfigDict()
+  # Optimizer of both networks: "adam" or "sgd" (with momentum).
+  config.optim.optimizer = "adam"
+  # Peak learning rates of the generator and the discriminator.
+  config.optim.lr_g = 4e-4
+  config.optim.lr_d = 4e-5
+  # Adam's beta1, beta2 and epsilon.
+  config.optim.b1 = 0.5
+  config.optim.b2 = 0.999
+  config.optim.eps = 1e-8
+  # SGD momentum.
+  config.optim.momentum = 0.9
+  # Learning-rate schedule of each network: "constant", "step" (multiply by step_decay_factor
+  # every step_decay_epochs), "cosine" (to 0 at the last epoch) or "linear" (constant, then
+  # linearly to 0 between decay_start_epoch and the last epoch).
+  config.optim.schedule_g = "constant"
+  config.optim.schedule_d = "constant"
+  # Linear warm-up from 0 to the peak rate over this many epochs (0 = none), before any schedule.
+  config.optim.warmup_epochs = 0.0
+  config.optim.step_decay_epochs = 100.0
+  config.optim.step_decay_factor = 0.5
+  config.optim.decay_start_epoch = 0.0
+  # Clip each network's gradient to this global L2 norm before the update (0 = no clipping).
+  config.optim.clip_grad_norm = 0.0
+
+  config.train = ml_collections.ConfigDict()
+  # Length of the run. Raising it on a finished run continues that run.
+  config.train.num_epochs = 400
+  # Write step metrics (means over the last log_every_steps steps) this often.
+  config.train.log_every_steps = 10
+  # Save a 5x5 grid of samples from the fixed latents every this many epochs.
+  config.train.sample_every_epochs = 1
+  # Save a checkpoint every this many epochs; the last epoch is always saved.
+  config.train.checkpoint_every_epochs = 5
+  # Number of most recent checkpoints kept on disk.
+  config.train.keep_checkpoints = 3
+
+  return config

@@ -1,0 +1,80 @@
+"""Checkpoints of a run: the train state (arrays) and its metadata (JSON), via Orbax.
+
+Layout: workdir/checkpoints/<step>/{state,meta}. Orbax writes each checkpoint to a temporary
+folder and renames it when complete, so a run killed during a save leaves the previous checkpoints
+intact and the next start resumes from the newest complete one.
+"""
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+@dataclasses.dataclass
+class Meta:
+  """What a run needs besides the arrays to continue exactly where it stopped.
+
+  Attributes:
+    epoch: the epoch (0-based) that the next step belongs to.
+    batch_in_epoch: the index of the next batch in that epoch's order.
+    train_key: raw data of the training PRNG key (`jax.random.key_data`), as a list of ints.
+    config: the run's config as a JSON-compatible dict.
+    history: per-epoch metric means, lists indexed by epoch, for the curves.
+    wall_times: seconds spent in each finished epoch.
+  """
+
+  epoch: int
+  batch_in_epoch: int
+  train_key: list[int]
+  config: dict[str, Any]
+  history: dict[str, list[float]]
+  wall_times: list[float]
+
+
+class Checkpointer:
+  """Saves and restores (state, Meta) under workdir/checkpoints, keeping the newest few."""
+
+  def __init__(self, workdir: str | os.PathLike, keep: int):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, enable_async_checkpointing=False)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state: Any, meta: Meta) -> None:
+    """Saves a checkpoint for train step `step`; all processes must call this together."""
+    self._manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dataclasses.asdict(meta))),
+        force=True)
+    self._manager.wait_until_finished()
+    logging.info("Saved checkpoint %s/%d (epoch %d, batch %d)", self.directory, step, meta.epoch,
+                 meta.batch_in_epoch)
+
+  def restore(self, step: int, target_state: Any) -> tuple[Any, Meta]:
+    """Restores the checkpoint of `step` into arrays shaped and sharded like `target_state`."""
+    abstract_state = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    return restored["state"], Meta(**restored["meta"])
+
+  def restore_meta(self, step: int) -> Meta:
+    """Restores only the metadata of the checkpoint of `step`."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return Meta(**restored["meta"])
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()

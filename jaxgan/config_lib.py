@@ -1,0 +1,101 @@
+"""Validation of config values, before any data is read or any array is allocated.
+
+Every check raises `ConfigError` with the key, the value, the allowed values and how to set it, so
+that `jaxgan.main` can end the run with one clear line and exit status 2.
+"""
+
+import math
+from typing import Any, Iterable
+
+import ml_collections
+
+from jaxgan.errors import ConfigError
+
+
+def get(config: ml_collections.ConfigDict, key: str) -> Any:
+  """Returns the value at a dotted key such as "optim.lr_g"; a missing key is a ConfigError."""
+  value = config
+  for part in key.split("."):
+    try:
+      value = value[part]
+    except (KeyError, AttributeError, TypeError):
+      raise ConfigError(
+          f"Missing config key {key!r}. Start the config from a base config in "
+          "jaxgan/base_configs/ so that every key exists.") from None
+  return value
+
+
+def _fail(key: str, value: Any, allowed: str) -> ConfigError:
+  return ConfigError(
+      f"Invalid config value {key}={value!r}: {allowed}. Change it in the config file or pass "
+      f"--config.{key}=<value>.")
+
+
+def check_number(
+    config: ml_collections.ConfigDict,
+    key: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    integer: bool = False,
+) -> None:
+  """Checks that `key` is a finite number (an int if `integer`) inside the given range."""
+  value = get(config, key)
+  kind = "an integer" if integer else "a number"
+  is_number = isinstance(value, int) if integer else isinstance(value, (int, float))
+  if isinstance(value, bool) or not is_number or not math.isfinite(value):
+    raise _fail(key, value, f"must be {kind}")
+  low_ok = low is None or (value >= low if low_inclusive else value > low)
+  high_ok = high is None or (value <= high if high_inclusive else value < high)
+  if not (low_ok and high_ok):
+    left = "unbounded" if low is None else ("[" if low_inclusive else "(") + f"{low}"
+    right = "unbounded" if high is None else f"{high}" + ("]" if high_inclusive else ")")
+    raise _fail(key, value, f"must be {kind} in {left}, {right}")
+
+
+def check_choice(config: ml_collections.ConfigDict, key: str, choices: Iterable[str]) -> None:
+  """Checks that `key` is one of `choices`."""
+  value = get(config, key)
+  choices = tuple(choices)
+  if value not in choices:
+    raise _fail(key, value, f"must be one of {', '.join(repr(c) for c in choices)}")
+
+
+def validate_common(config: ml_collections.ConfigDict) -> None:
+  """Checks the keys every model family shares: seed, data, optimizer and loop settings."""
+  check_number(config, "seed", low=0, high=2**31 - 1, integer=True)
+
+  check_choice(config, "data.source", ("folder", "tfds", "generated"))
+  if config.data.source == "folder" and not config.data.dir:
+    raise ConfigError(
+        "Missing config value data.dir: the 'folder' source needs a folder of PNG or JPEG images. "
+        "Pass --config.data.dir=<folder>, or --config.data.source=generated to train on the "
+        "built-in generated faces.")
+  check_number(config, "data.image_size", low=8, high=4096, integer=True)
+  check_number(config, "data.batch_size", low=1, integer=True)
+  check_number(config, "data.cache_max_gib", low=0)
+  check_number(config, "data.num_generated", low=1, integer=True)
+  check_number(config, "data.num_threads", low=0, integer=True)
+  check_number(config, "data.prefetch_batches", low=1, integer=True)
+
+  check_choice(config, "optim.optimizer", ("adam", "sgd"))
+  for key in ("optim.lr_g", "optim.lr_d"):
+    check_number(config, key, low=0, low_inclusive=False, high=10)
+  for key in ("optim.b1", "optim.b2", "optim.momentum"):
+    check_number(config, key, low=0, high=1, high_inclusive=False)
+  check_number(config, "optim.eps", low=0, low_inclusive=False)
+  schedules = ("constant", "step", "cosine", "linear")
+  check_choice(config, "optim.schedule_g", schedules)
+  check_choice(config, "optim.schedule_d", schedules)
+  check_number(config, "optim.warmup_epochs", low=0)
+  check_number(config, "optim.step_decay_epochs", low=0, low_inclusive=False)
+  check_number(config, "optim.step_decay_factor", low=0, low_inclusive=False, high=1)
+  check_number(config, "optim.decay_start_epoch", low=0)
+  check_number(config, "optim.clip_grad_norm", low=0)
+
+  check_number(config, "train.num_epochs", low=1, integer=True)
+  for key in ("train.log_every_steps", "train.sample_every_epochs",
+              "train.checkpoint_every_epochs", "train.keep_checkpoints"):
+    check_number(config, key, low=1, integer=True)

@@ -1,0 +1,128 @@
+"""The tf.data input pipeline: image source -> shuffled, batched, per-process shards.
+
+The order of images in an epoch depends only on (seed, epoch), so a resumed run sees exactly the
+batches it would have seen without the stop: it rebuilds the epoch's order and skips the batches
+it already trained on. Each global batch is the same set of images whatever the number of
+processes; process p receives columns [p * B/P, (p + 1) * B/P) of it.
+"""
+
+import dataclasses
+from typing import Iterator
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from jaxgan.data import source as source_lib
+from jaxgan.data import tf_setup
+from jaxgan.errors import ConfigError
+
+
+def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
+  """Creates the image source that `config.data.source` names, at `config.data.image_size`."""
+  data = config.data
+  min_images = data.batch_size
+  cache_max_bytes = int(data.cache_max_gib * (1 << 30))
+
+  if data.source == "generated":
+    from jaxgan.data import generated  # pylint: disable=g-import-not-at-top
+
+    if data.num_generated < min_images:
+      raise ConfigError(
+          f"Invalid config value data.num_generated={data.num_generated}: it must be at least "
+          f"data.batch_size={data.batch_size}, because an epoch needs one full batch.")
+    return generated.make_source(data.num_generated, data.image_size, seed=config.seed)
+
+  if data.source == "folder":
+    from jaxgan.data import folder  # pylint: disable=g-import-not-at-top
+
+    exclude_ids = [str(i) for i in data.exclude_ids]
+    if data.exclude_known_non_faces:
+      from jaxgan.data import simpsons_faces_tfds  # pylint: disable=g-import-not-at-top
+
+      exclude_ids += [str(i) for i in sorted(simpsons_faces_tfds.NON_FACE_IDS)]
+    return folder.make_source(
+        data.dir, data.image_size, exclude_ids=exclude_ids, min_images=min_images,
+        cache_max_bytes=cache_max_bytes, num_threads=data.num_threads)
+
+  if data.source == "tfds":
+    from jaxgan.data import simpsons_faces_tfds  # pylint: disable=g-import-not-at-top
+
+    return simpsons_faces_tfds.make_source(
+        data.image_size, data_dir=data.tfds_data_dir or None,
+        manual_dir=data.tfds_manual_dir or None, min_images=min_images)
+
+  raise ConfigError(f"Invalid config value data.source={data.source!r}")
+
+
+def epoch_order(seed: int, epoch: int, num_images: int) -> np.ndarray:
+  """Returns the permutation of image indices used in `epoch` (0-based)."""
+  return np.random.default_rng([seed, epoch]).permutation(num_images)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sharding:
+  """Which part of each global batch this process reads."""
+
+  process_index: int = 0
+  process_count: int = 1
+
+
+def make_epoch_dataset(
+    source: source_lib.ImageSource,
+    *,
+    seed: int,
+    epoch: int,
+    global_batch_size: int,
+    start_batch: int = 0,
+    sharding: Sharding = Sharding(),
+    prefetch_batches: int = 2,
+):
+  """Returns a tf.data.Dataset of this process's part of every batch of `epoch` from `start_batch`.
+
+  Elements are {"image": float32 [B / process_count, size, size, 3] in [-1, 1]}. The last
+  incomplete batch of the epoch is dropped.
+  """
+  tf = tf_setup.import_tensorflow()
+  if global_batch_size % sharding.process_count:
+    raise ConfigError(
+        f"Invalid config value data.batch_size={global_batch_size}: it must be divisible by the "
+        f"number of processes ({sharding.process_count}).")
+  local_batch_size = global_batch_size // sharding.process_count
+  num_batches = source.num_images // global_batch_size
+  order = epoch_order(seed, epoch, source.num_images)[: num_batches * global_batch_size]
+  columns = slice(
+      sharding.process_index * local_batch_size, (sharding.process_index + 1) * local_batch_size)
+  index_batches = order.reshape(num_batches, global_batch_size)[start_batch:, columns]
+
+  size = source.image_size
+
+  def read(indices: np.ndarray) -> np.ndarray:
+    return source.read(indices)
+
+  def load(indices):
+    images = tf.numpy_function(read, [indices], tf.uint8, stateful=False)
+    images = tf.ensure_shape(images, [local_batch_size, size, size, 3])
+    return {"image": tf.cast(images, tf.float32) / 127.5 - 1.0}
+
+  dataset = tf.data.Dataset.from_tensor_slices(index_batches.astype(np.int64))
+  dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.prefetch(prefetch_batches)
+
+
+def iterate_epoch(dataset) -> Iterator[dict[str, np.ndarray]]:
+  """Yields the dataset's elements as NumPy arrays."""
+  for element in dataset.as_numpy_iterator():
+    yield element
+
+
+def steps_per_epoch(num_images: int, global_batch_size: int) -> int:
+  """Returns the number of full global batches in an epoch."""
+  steps = num_images // global_batch_size
+  if steps == 0:
+    raise ConfigError(
+        f"Invalid config value data.batch_size={global_batch_size}: the data source has only "
+        f"{num_images} images, fewer than one batch. Lower --config.data.batch_size or add images.")
+  logging.log_first_n(logging.INFO, "%d images make %d batches of %d per epoch", 1, num_images,
+                      steps, global_batch_size)
+  return steps

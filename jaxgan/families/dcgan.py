@@ -1,0 +1,219 @@
+"""The DCGAN family: train state, pure train step and sampler for the models in models/dcgan.py."""
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+from flax import struct
+
+from jaxgan import config_lib
+from jaxgan import families
+from jaxgan import losses
+from jaxgan import optim
+from jaxgan.errors import ConfigError
+from jaxgan.models import dcgan as dcgan_models
+
+# Streams folded into the root key `jax.random.key(config.seed)`.
+_INIT_STREAM, _FIXED_LATENTS_STREAM = 0, 2
+
+
+@struct.dataclass
+class DCGANState:
+  """Everything a DCGAN run needs to continue: weights, BatchNorm statistics, optimizer states.
+
+  `*_params` hold the nnx.Param variables and `*_stats` the BatchNorm running statistics
+  (nnx.BatchStat) of each network; the graph definitions are static.
+  """
+
+  step: jax.Array
+  g_params: nnx.State
+  g_stats: nnx.State
+  d_params: nnx.State
+  d_stats: nnx.State
+  g_opt_state: optax.OptState
+  d_opt_state: optax.OptState
+  g_graphdef: Any = struct.field(pytree_node=False)
+  d_graphdef: Any = struct.field(pytree_node=False)
+
+
+def _apply(graphdef, params, stats, inputs, *, train: bool):
+  """Runs a network from its split state; returns (outputs, updated BatchNorm statistics).
+
+  In training mode BatchNorm normalises with the statistics of `inputs` (the whole global batch,
+  since the batch axis is sharded, not split) and updates the running statistics; in inference
+  mode it uses the running statistics and leaves them unchanged.
+  """
+  model = nnx.merge(graphdef, params, stats, copy=True)
+  outputs = model(inputs, train=train)
+  return outputs, nnx.state(model, nnx.BatchStat)
+
+
+def sample_latents(key: jax.Array, num: int, dim: int, distribution: str) -> jax.Array:
+  """Returns z [num, dim] from N(0, 1) ("normal") or U(-1, 1) ("uniform")."""
+  if distribution == "normal":
+    return jax.random.normal(key, (num, dim))
+  if distribution == "uniform":
+    return jax.random.uniform(key, (num, dim), minval=-1.0, maxval=1.0)
+  raise ValueError(f"unknown latent distribution {distribution!r}")
+
+
+def _schedules(config: ml_collections.ConfigDict, steps_per_epoch: int):
+  schedule_g = optim.make_schedule(
+      config.optim, config.optim.schedule_g, config.optim.lr_g, steps_per_epoch,
+      config.train.num_epochs)
+  schedule_d = optim.make_schedule(
+      config.optim, config.optim.schedule_d, config.optim.lr_d, steps_per_epoch,
+      config.train.num_epochs)
+  return schedule_g, schedule_d
+
+
+def train_step(
+    state: DCGANState,
+    batch: dict[str, jax.Array],
+    key: jax.Array,
+    *,
+    config: ml_collections.ConfigDict,
+    tx_g: optax.GradientTransformation,
+    tx_d: optax.GradientTransformation,
+    schedule_g: optax.Schedule,
+    schedule_d: optax.Schedule,
+) -> tuple[DCGANState, dict[str, jax.Array]]:
+  """Runs one DCGAN iteration: a D update, then a G update against the updated D.
+
+  1. fakes = G(z) with G in training mode, z [B, latent_dim] fresh for this step.
+  2. D update on BCE(D(x), t) + BCE(D(fakes), 0), t ~ U(real_label_min, real_label_max) drawn
+     once per batch. D sees the real and the fake batch in two separate forward passes, so
+     BatchNorm normalises each with its own statistics. No gradient reaches G.
+  3. G update on BCE(D'(fakes), 1), where D' is the updated D scoring the same fakes.
+
+  Args:
+    state: the train state.
+    batch: {"image": float32 [B, s, s, 3] in [-1, 1]}.
+    key: the run's training key; the step number is folded in here, so the randomness of a step
+      depends only on the key and `state.step`.
+
+  Returns:
+    The new state and scalar metrics: d_loss, g_loss, d_real and d_fake (mean sigmoid scores of
+    the real and fake batch in the D update), d_fake_after (fakes scored by the updated D),
+    real_target, g_grad_norm, d_grad_norm, lr_g, lr_d.
+  """
+  step_key = jax.random.fold_in(key, state.step)
+  z_key, label_key = jax.random.split(step_key)
+  real = batch["image"]
+  z = sample_latents(
+      z_key, real.shape[0], config.model.latent_dim, config.model.latent_distribution)
+  real_target = jax.random.uniform(
+      label_key, (), minval=config.loss.real_label_min, maxval=config.loss.real_label_max)
+
+  # G runs forward once. Its VJP is kept for step 3: G's weights do not change in between, so this
+  # equals a second forward pass and updates G's running statistics only once.
+  def generate(g_params):
+    return _apply(state.g_graphdef, g_params, state.g_stats, z, train=True)
+
+  fakes, generator_vjp, g_stats = jax.vjp(generate, state.g_params, has_aux=True)
+
+  def d_loss_fn(d_params):
+    real_logits, d_stats = _apply(state.d_graphdef, d_params, state.d_stats, real, train=True)
+    fake_logits, d_stats = _apply(
+        state.d_graphdef, d_params, d_stats, jax.lax.stop_gradient(fakes), train=True)
+    loss = losses.discriminator_loss(
+        real_logits, fake_logits, real_target, config.loss.d_reduction)
+    return loss, (d_stats, real_logits, fake_logits)
+
+  (d_loss, (d_stats, real_logits, fake_logits)), d_grads = jax.value_and_grad(
+      d_loss_fn, has_aux=True)(state.d_params)
+  d_updates, d_opt_state = tx_d.update(d_grads, state.d_opt_state, state.d_params)
+  d_params = optax.apply_updates(state.d_params, d_updates)
+
+  def g_loss_fn(fakes):
+    logits, new_d_stats = _apply(state.d_graphdef, d_params, d_stats, fakes, train=True)
+    return losses.generator_loss(logits), (new_d_stats, logits)
+
+  (g_loss, (d_stats, fake_logits_after)), fake_grads = jax.value_and_grad(
+      g_loss_fn, has_aux=True)(fakes)
+  (g_grads,) = generator_vjp(fake_grads)
+  g_updates, g_opt_state = tx_g.update(g_grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, g_updates)
+
+  new_state = state.replace(
+      step=state.step + 1, g_params=g_params, g_stats=g_stats, d_params=d_params,
+      d_stats=d_stats, g_opt_state=g_opt_state, d_opt_state=d_opt_state)
+  metrics = {
+      "d_loss": d_loss,
+      "g_loss": g_loss,
+      "d_real": jax.nn.sigmoid(real_logits).mean(),
+      "d_fake": jax.nn.sigmoid(fake_logits).mean(),
+      "d_fake_after": jax.nn.sigmoid(fake_logits_after).mean(),
+      "real_target": real_target,
+      "g_grad_norm": optax.global_norm(g_grads),
+      "d_grad_norm": optax.global_norm(d_grads),
+      "lr_g": jnp.asarray(schedule_g(state.step), jnp.float32),
+      "lr_d": jnp.asarray(schedule_d(state.step), jnp.float32),
+  }
+  return new_state, metrics
+
+
+class DCGANFamily(families.Family):
+  """DCGANs trained with BCE losses, one D update then one G update per batch."""
+
+  def validate(self, config: ml_collections.ConfigDict) -> None:
+    config_lib.check_choice(config, "model.arch", sorted(dcgan_models.ARCHITECTURES))
+    config_lib.check_number(config, "model.width", low=1, integer=True)
+    config_lib.check_number(config, "model.latent_dim", low=1, integer=True)
+    config_lib.check_choice(config, "model.latent_distribution", ("normal", "uniform"))
+    config_lib.check_number(config, "model.bn_epsilon", low=0, low_inclusive=False)
+    size = config.data.image_size
+    if size % 8 or size < 8:
+      raise ConfigError(
+          f"Invalid config value data.image_size={size!r}: the {config.model.arch} architecture "
+          "doubles the size three times from size/8, so it needs a multiple of 8 (for example 32, "
+          "64 or 128). Pass --config.data.image_size=<size>.")
+    config_lib.check_number(config, "loss.real_label_min", low=0, high=1)
+    config_lib.check_number(config, "loss.real_label_max", low=0, high=1)
+    if config.loss.real_label_min > config.loss.real_label_max:
+      raise ConfigError(
+          f"Invalid config values loss.real_label_min={config.loss.real_label_min} and "
+          f"loss.real_label_max={config.loss.real_label_max}: the minimum must not exceed the "
+          "maximum.")
+    config_lib.check_choice(config, "loss.d_reduction", ("sum", "mean"))
+
+  def _optimizers(self, config, steps_per_epoch):
+    schedule_g, schedule_d = _schedules(config, steps_per_epoch)
+    tx_g = optim.make_optimizer(config.optim, schedule_g)
+    tx_d = optim.make_optimizer(config.optim, schedule_d)
+    return tx_g, tx_d, schedule_g, schedule_d
+
+  def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> DCGANState:
+    key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
+    generator, discriminator = dcgan_models.build(
+        config.model.arch, config.data.image_size, config.model.latent_dim,
+        config.model.bn_epsilon, config.model.width, key)
+    g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, nnx.BatchStat)
+    d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, nnx.BatchStat)
+    tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
+    return DCGANState(
+        step=jnp.zeros((), jnp.int32), g_params=g_params, g_stats=g_stats, d_params=d_params,
+        d_stats=d_stats, g_opt_state=tx_g.init(g_params), d_opt_state=tx_d.init(d_params),
+        g_graphdef=g_graphdef, d_graphdef=d_graphdef)
+
+  def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int):
+    tx_g, tx_d, schedule_g, schedule_d = self._optimizers(config, steps_per_epoch)
+    return functools.partial(
+        train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
+        schedule_d=schedule_d)
+
+  def fixed_latents(self, config: ml_collections.ConfigDict, num: int) -> jax.Array:
+    key = jax.random.fold_in(jax.random.key(config.seed), _FIXED_LATENTS_STREAM)
+    return sample_latents(
+        key, num, config.model.latent_dim, config.model.latent_distribution)
+
+  def generate(self, state: DCGANState, latents: jax.Array) -> jax.Array:
+    images, _ = _apply(state.g_graphdef, state.g_params, state.g_stats, latents, train=False)
+    return images
+
+
+FAMILY = DCGANFamily()

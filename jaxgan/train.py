@@ -1,0 +1,343 @@
+"""The training loop shared by every model family: data, steps, metrics, samples, checkpoints.
+
+Workdir layout (only process 0 writes files other than checkpoints):
+  checkpoints/<step>/     Orbax checkpoints, the newest train.keep_checkpoints kept
+  samples/epoch_NNNN.png  5x5 grid from the same 25 fixed latents, every sample_every_epochs
+  plots/losses.png        per-epoch mean losses, redrawn every epoch
+  plots/scores.png        per-epoch mean D(x) and D(G(z))
+  summary.json            wall time per epoch and in total, last epoch's metric means
+  config.json             the config of the latest start
+  events.out.tfevents.*   TensorBoard scalars (step metrics and epoch means) and sample grids
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+from clu import metrics as clu_metrics
+
+from jaxgan import checkpoint
+from jaxgan import config_lib
+from jaxgan import families
+from jaxgan import parallel
+from jaxgan import plots
+from jaxgan import progress
+from jaxgan.data import pipeline
+from jaxgan.errors import ConfigError
+from jaxgan.errors import JaxganError
+
+NUM_FIXED_SAMPLES = 25  # a 5x5 grid
+GRID_SIZE = 5
+_TRAIN_KEY_STREAM = 1
+
+# Config keys that cannot change when a run resumes: they change the shapes in the checkpoint or
+# the meaning of its data position.
+STRUCTURAL_KEYS = ("model", "data.image_size", "data.batch_size", "data.source", "seed")
+
+
+class TrainingDivergedError(JaxganError):
+  """A loss or metric became NaN or infinite."""
+
+
+class StopRequest:
+  """Turns the first SIGTERM or SIGINT into a request to save and stop after the current step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.requested = True
+    logging.warning("Received %s: finishing the current step, then saving a checkpoint and "
+                    "stopping. Press Ctrl+C again to stop at once without saving.",
+                    signal.Signals(signum).name)
+
+  def __enter__(self):
+    for signum in (signal.SIGTERM, signal.SIGINT):
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+def _flatten(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  flat = {}
+
+  def visit(prefix, node):
+    for key, value in node.items():
+      name = f"{prefix}{key}"
+      if isinstance(value, (ml_collections.ConfigDict, dict)):
+        visit(f"{name}.", value)
+      else:
+        flat[name] = value
+
+  visit("", config)
+  return flat
+
+
+def structural_differences(saved: dict[str, Any], current: ml_collections.ConfigDict) -> list[str]:
+  """Lists "key: saved -> current" for structural keys that differ between two configs."""
+  saved_flat = _flatten(ml_collections.ConfigDict(saved))
+  current_flat = _flatten(current)
+  differences = []
+  for key in sorted(set(saved_flat) | set(current_flat)):
+    if not any(key == k or key.startswith(k + ".") for k in STRUCTURAL_KEYS):
+      continue
+    old, new = saved_flat.get(key), current_flat.get(key)
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+      old, new = list(old), list(new)
+    if old != new:
+      differences.append(f"{key}: {old!r} -> {new!r}")
+  return differences
+
+
+def _make_collection(names):
+  return clu_metrics.Collection.create(
+      **{name: clu_metrics.Average.from_output(name) for name in names})
+
+
+def _all_finite(values: dict[str, float]) -> bool:
+  return all(np.isfinite(v) for v in values.values())
+
+
+class _Outputs:
+  """Files that process 0 writes: sample grids, curves, summary."""
+
+  def __init__(self, workdir: str, writer: metric_writers.MetricWriter):
+    self.workdir = workdir
+    self.writer = writer
+    self.is_writer = jax.process_index() == 0
+
+  def write_samples(self, epoch: int, step: int, images: np.ndarray) -> None:
+    grid = plots.make_grid(images, GRID_SIZE, GRID_SIZE)
+    self.writer.write_images(step, {"samples": grid[None]})
+    if self.is_writer:
+      path = os.path.join(self.workdir, "samples", f"epoch_{epoch:04d}.png")
+      plots.save_png(grid, path)
+
+  def write_curves(self, history: dict[str, list[float]]) -> None:
+    if self.is_writer:
+      plots.plot_training_curves(history, os.path.join(self.workdir, "plots"))
+
+  def write_summary(self, meta: checkpoint.Meta, num_epochs: int, steps: int) -> None:
+    if not self.is_writer:
+      return
+    last = {k: v[-1] for k, v in meta.history.items() if v and k != "epoch"}
+    summary = {
+        "epochs_done": meta.epoch,
+        "num_epochs": num_epochs,
+        "steps": steps,
+        "wall_time_s": float(sum(meta.wall_times)),
+        "wall_time_per_epoch_s": [round(t, 3) for t in meta.wall_times],
+        "last_epoch_means": last,
+    }
+    _write_json(os.path.join(self.workdir, "summary.json"), summary)
+
+
+def _write_json(path: str, value: Any) -> None:
+  temporary = path + ".tmp"
+  with open(temporary, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(temporary, path)
+
+
+def _restore_or_init(config, checkpointer, state, allow_config_change):
+  """Returns (state, meta, resumed), restoring the newest checkpoint when there is one."""
+  fresh_key = jax.random.fold_in(jax.random.key(config.seed), _TRAIN_KEY_STREAM)
+  meta = checkpoint.Meta(
+      epoch=0, batch_in_epoch=0,
+      train_key=np.asarray(jax.random.key_data(fresh_key)).tolist(),
+      config=config.to_dict(), history={}, wall_times=[])
+  latest = checkpointer.latest_step()
+  if latest is None:
+    return state, meta, False
+
+  saved_meta_config = checkpointer.restore_meta(latest).config
+  differences = structural_differences(saved_meta_config, config)
+  if differences and not allow_config_change:
+    raise ConfigError(
+        f"The workdir holds a checkpoint (step {latest}) of a run with a different config: "
+        f"{'; '.join(differences)}. Use another --workdir, restore those values, or pass "
+        "--allow_config_change to resume anyway.")
+  if differences:
+    logging.warning("Resuming despite config changes: %s", "; ".join(differences))
+  state, meta = checkpointer.restore(latest, state)
+  meta.config = config.to_dict()
+  logging.info("Resuming from checkpoint %s/%d: epoch %d, batch %d of that epoch.",
+               checkpointer.directory, latest, meta.epoch + 1, meta.batch_in_epoch)
+  return state, meta, True
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False
+) -> checkpoint.Meta:
+  """Trains (or resumes) the run in `workdir` until config.train.num_epochs; returns its Meta."""
+  family = families.get(config.model.family)
+  config_lib.validate_common(config)
+  family.validate(config)
+  parallel.check_batch_size(config.data.batch_size)
+
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  mesh = parallel.make_mesh()
+  replicated = parallel.replicated(mesh)
+
+  source = pipeline.make_source(config)
+  logging.info("Data: %s", source.name)
+  steps_per_epoch = pipeline.steps_per_epoch(source.num_images, config.data.batch_size)
+  num_epochs = config.train.num_epochs
+  data_sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
+
+  checkpointer = checkpoint.Checkpointer(workdir, config.train.keep_checkpoints)
+  state = jax.device_put(family.init_state(config, steps_per_epoch), replicated)
+  state, meta, resumed = _restore_or_init(config, checkpointer, state, allow_config_change)
+  train_key = jax.random.wrap_key_data(np.asarray(meta.train_key, dtype=np.uint32))
+  if jax.process_index() == 0:
+    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0, asynchronous=False)
+  if not resumed:
+    writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                          for k, v in _flatten(config).items()})
+  outputs = _Outputs(workdir, writer)
+
+  train_step = family.make_train_step(config, steps_per_epoch)
+  example_batch = {"image": jax.ShapeDtypeStruct(
+      (config.data.batch_size, source.image_size, source.image_size, 3), jnp.float32)}
+  metric_names = sorted(jax.eval_shape(train_step, state, example_batch, train_key)[1])
+  collection = _make_collection(metric_names)
+
+  def step_and_accumulate(state, batch, key, window, epoch_totals):
+    state, metrics = train_step(state, batch, key)
+    update = collection.single_from_model_output(**metrics)
+    return state, window.merge(update), epoch_totals.merge(update)
+
+  batch_sharding = parallel.batch_sharded(mesh)
+  jitted_step = jax.jit(
+      step_and_accumulate,
+      in_shardings=(replicated, batch_sharding, replicated, replicated, replicated),
+      out_shardings=(replicated, replicated, replicated),
+      donate_argnums=(0, 3, 4))
+  generate = jax.jit(family.generate, out_shardings=replicated)
+  fixed_latents = jax.device_put(family.fixed_latents(config, NUM_FIXED_SAMPLES), replicated)
+
+  step = int(state.step)
+  if meta.epoch >= num_epochs:
+    logging.info("The run in %s has finished all %d epochs; raise train.num_epochs to continue.",
+                 workdir, num_epochs)
+    checkpointer.close()
+    writer.close()
+    return meta
+
+  logging.info("Training %s/%s from epoch %d of %d, %d steps per epoch, global batch %d on %d "
+               "devices.", config.model.family, config.model.arch, meta.epoch + 1, num_epochs,
+               steps_per_epoch, config.data.batch_size, jax.device_count())
+  display = progress.Progress(
+      total_steps=num_epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, start_step=step)
+
+  def save(reason: str) -> None:
+    checkpointer.save(step, state, meta)
+    logging.info("Checkpoint at step %d (%s).", step, reason)
+
+  stopped = False
+  with StopRequest() as stop_request:
+    while meta.epoch < num_epochs and not stopped:
+      epoch = meta.epoch
+      epoch_start = time.perf_counter()
+      window = jax.device_put(collection.empty(), replicated)
+      epoch_totals = jax.device_put(collection.empty(), replicated)
+      if meta.batch_in_epoch:
+        # NOTE: after a mid-epoch stop, the epoch means cover only the batches run since the
+        # resume, and the epoch's wall time only the time since then.
+        logging.info("Skipping the %d batches of epoch %d that ran before the stop.",
+                     meta.batch_in_epoch, epoch + 1)
+      dataset = pipeline.make_epoch_dataset(
+          source, seed=config.seed, epoch=epoch, global_batch_size=config.data.batch_size,
+          start_batch=meta.batch_in_epoch, sharding=data_sharding,
+          prefetch_batches=config.data.prefetch_batches)
+      wait_time = 0.0
+      wait_start = time.perf_counter()
+      for local_batch in pipeline.iterate_epoch(dataset):
+        wait_time += time.perf_counter() - wait_start
+        batch = parallel.global_batch(local_batch, mesh)
+        state, window, epoch_totals = jitted_step(state, batch, train_key, window, epoch_totals)
+        step += 1
+        meta.batch_in_epoch += 1
+
+        if step % config.train.log_every_steps == 0:
+          means = {k: float(v) for k, v in window.compute().items()}
+          if not _all_finite(means):
+            raise TrainingDivergedError(_diverged_message(means, step, checkpointer))
+          means["input_wait_fraction"] = wait_time / max(display.seconds_since_log(), 1e-9)
+          means["steps_per_sec"] = display.log(step, epoch, means)
+          writer.write_scalars(step, means)
+          window = jax.device_put(collection.empty(), replicated)
+          wait_time = 0.0
+
+        if stop_request.requested:
+          epoch_means = {k: float(v) for k, v in epoch_totals.compute().items()}
+          if not _all_finite(epoch_means):
+            raise TrainingDivergedError(_diverged_message(epoch_means, step, checkpointer))
+          save("stop requested")
+          stopped = True
+          break
+        wait_start = time.perf_counter()
+
+      if stopped:
+        break
+
+      # End of the epoch: metrics, samples, curves, checkpoint.
+      epoch_means = {k: float(v) for k, v in epoch_totals.compute().items()}
+      if not _all_finite(epoch_means):
+        raise TrainingDivergedError(_diverged_message(epoch_means, step, checkpointer))
+      meta.wall_times.append(time.perf_counter() - epoch_start)
+      meta.history.setdefault("epoch", []).append(epoch + 1)
+      for name, value in epoch_means.items():
+        meta.history.setdefault(name, []).append(value)
+      writer.write_scalars(step, {f"epoch/{k}": v for k, v in epoch_means.items()})
+      meta.epoch += 1
+      meta.batch_in_epoch = 0
+      display.end_epoch(epoch, epoch_means, meta.wall_times[-1])
+
+      if meta.epoch % config.train.sample_every_epochs == 0 or meta.epoch == num_epochs:
+        images = np.asarray(jax.device_get(generate(state, fixed_latents)))
+        outputs.write_samples(meta.epoch, step, images)
+      outputs.write_curves(meta.history)
+      if meta.epoch % config.train.checkpoint_every_epochs == 0 or meta.epoch == num_epochs:
+        save(f"end of epoch {meta.epoch}")
+      outputs.write_summary(meta, num_epochs, step)
+      writer.flush()
+
+  checkpointer.close()
+  writer.close()
+  if stopped:
+    logging.info("Stopped at step %d (epoch %d, batch %d); run the same command to resume.",
+                 step, meta.epoch + 1, meta.batch_in_epoch)
+  else:
+    logging.info("Finished %d epochs (%d steps) in %s.", num_epochs, step, workdir)
+  return meta
+
+
+def _diverged_message(means: dict[str, float], step: int, checkpointer) -> str:
+  bad = ", ".join(f"{k}={v}" for k, v in means.items() if not np.isfinite(v))
+  latest = checkpointer.latest_step()
+  where = (f"The last good checkpoint, step {latest}, is kept in {checkpointer.directory}."
+           if latest is not None else "No checkpoint had been saved yet.")
+  return (f"Training diverged before step {step}: {bad}. Nothing after the last checkpoint was "
+          f"saved. {where} Lower the learning rates (optim.lr_g, optim.lr_d) or enable "
+          "optim.clip_grad_norm, then rerun.")
