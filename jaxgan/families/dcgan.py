@@ -149,8 +149,8 @@ def train_step(
       "d_fake": jax.nn.sigmoid(fake_logits).mean(),
       "d_fake_after": jax.nn.sigmoid(fake_logits_after).mean(),
       "real_target": real_target,
-      "g_grad_norm": optax.global_norm(g_grads),
-      "d_grad_norm": optax.global_norm(d_grads),
+      "g_grad_norm": optax.tree.norm(g_grads),
+      "d_grad_norm": optax.tree.norm(d_grads),
       "lr_g": jnp.asarray(schedule_g(state.step), jnp.float32),
       "lr_d": jnp.asarray(schedule_d(state.step), jnp.float32),
   }

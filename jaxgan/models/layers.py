@@ -132,10 +132,10 @@ class ConvTranspose(nnx.Module):
     # The adjoint convolution pads the bottom and right edges by `output_padding` less, so that it
     # maps the larger output back onto exactly (height, width).
     padding = ((p, p - op), (p, p - op))
-    kernel = jnp.swapaxes(self.kernel.value, 2, 3).astype(dtype)
+    kernel = jnp.swapaxes(self.kernel[...], 2, 3).astype(dtype)
     y = conv_transpose(x.astype(dtype), kernel, s, padding, output_hw)
     if self.bias is not None:
-      y = y + self.bias.value.astype(dtype)
+      y = y + self.bias[...].astype(dtype)
     return y
 
 
@@ -165,7 +165,7 @@ class Conv(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     dtype = self.dtype or x.dtype
     p = self.padding
-    y = _conv(x.astype(dtype), self.kernel.value.astype(dtype), self.stride, ((p, p), (p, p)))
+    y = _conv(x.astype(dtype), self.kernel[...].astype(dtype), self.stride, ((p, p), (p, p)))
     if self.bias is not None:
-      y = y + self.bias.value.astype(dtype)
+      y = y + self.bias[...].astype(dtype)
     return y

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets up .venv (first run only) and runs jaxgan.
+#   ./run.sh                  train the default config into runs/default (resumes if present)
+#   ./run.sh test             install the test dependencies and run the whole test suite
+#   ./run.sh train ARGS...    run python -m jaxgan.main with ARGS
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "Creating the virtual environment $VENV with $("$PYTHON" --version)"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local extras="$1"
+  local stamp="$VENV/.installed$extras"
+  # Reinstall when pyproject.toml changed since the last install.
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".$extras"
+    touch "$stamp"
+  fi
+}
+
+command="${1:-default}"
+case "$command" in
+  default)
+    ensure_venv ""
+    exec "$VENV/bin/python" -m jaxgan.main --config configs/default.py --workdir runs/default
+    ;;
+  train)
+    shift
+    ensure_venv ""
+    exec "$VENV/bin/python" -m jaxgan.main "$@"
+    ;;
+  test)
+    shift
+    ensure_venv "[test]"
+    # Two pytest workers on a 2-core machine; each test forces its own CPU device count.
+    exec "$VENV/bin/python" -m pytest -n "${JAXGAN_TEST_WORKERS:-2}" "$@"
+    ;;
+  *)
+    echo "Unknown command '$command'. Use: ./run.sh, ./run.sh test, or ./run.sh train ARGS..." >&2
+    exit 2
+    ;;
+esac
