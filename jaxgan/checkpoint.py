@@ -51,7 +51,15 @@ class Checkpointer:
     return list(self._manager.all_steps())
 
   def save(self, step: int, state: Any, meta: Meta) -> None:
-    """Saves a checkpoint for train step `step`; all processes must call this together."""
+    """Saves a checkpoint for train step `step`; all processes must call this together.
+
+    A checkpoint that already exists for `step` is kept as it is: it holds the same arrays, and
+    replacing it would leave a moment without it.
+    """
+    if step in self._manager.all_steps():
+      logging.info("A checkpoint for step %d already exists in %s; keeping it.", step,
+                   self.directory)
+      return
     self._manager.save(
         step,
         args=ocp.args.Composite(

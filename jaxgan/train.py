@@ -110,6 +110,13 @@ def _make_collection(names):
       **{name: clu_metrics.Average.from_output(name) for name in names})
 
 
+def _num_steps(collection) -> int:
+  """Returns how many steps a collection of Average metrics has accumulated."""
+  counts = [metric.count for metric in vars(collection).values()
+            if isinstance(metric, clu_metrics.Average)]
+  return int(counts[0])
+
+
 def _all_finite(values: dict[str, float]) -> bool:
   return all(np.isfinite(v) for v in values.values())
 
@@ -191,146 +198,200 @@ def train_and_evaluate(
   family.validate(config)
   parallel.check_batch_size(config.data.batch_size)
 
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  mesh = parallel.make_mesh()
-  replicated = parallel.replicated(mesh)
+  trainer = Trainer(config, os.path.abspath(workdir), family, allow_config_change)
+  try:
+    return trainer.run()
+  finally:
+    trainer.close()
 
-  source = pipeline.make_source(config)
-  logging.info("Data: %s", source.name)
-  steps_per_epoch = pipeline.steps_per_epoch(source.num_images, config.data.batch_size)
-  num_epochs = config.train.num_epochs
-  data_sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
 
-  checkpointer = checkpoint.Checkpointer(workdir, config.train.keep_checkpoints)
-  state = jax.device_put(family.init_state(config, steps_per_epoch), replicated)
-  state, meta, resumed = _restore_or_init(config, checkpointer, state, allow_config_change)
-  train_key = jax.random.wrap_key_data(np.asarray(meta.train_key, dtype=np.uint32))
-  if jax.process_index() == 0:
-    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+class Trainer:
+  """One run: its data, jitted step, writers and checkpoints, and the epoch loop over them."""
 
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=False)
-  if not resumed:
-    writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                          for k, v in _flatten(config).items()})
-  outputs = _Outputs(workdir, writer)
+  def __init__(self, config, workdir, family, allow_config_change):
+    self.config = config
+    self.workdir = workdir
+    self.family = family
+    os.makedirs(workdir, exist_ok=True)
+    self.mesh = parallel.make_mesh()
+    self.replicated = parallel.replicated(self.mesh)
 
-  train_step = family.make_train_step(config, steps_per_epoch)
-  example_batch = {"image": jax.ShapeDtypeStruct(
-      (config.data.batch_size, source.image_size, source.image_size, 3), jnp.float32)}
-  metric_names = sorted(jax.eval_shape(train_step, state, example_batch, train_key)[1])
-  collection = _make_collection(metric_names)
+    self.source = pipeline.make_source(config)
+    logging.info("Data: %s", self.source.name)
+    self.steps_per_epoch = pipeline.steps_per_epoch(
+        self.source.num_images, config.data.batch_size)
+    self.num_epochs = config.train.num_epochs
+    self.data_sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
 
-  def step_and_accumulate(state, batch, key, window, epoch_totals):
-    state, metrics = train_step(state, batch, key)
-    update = collection.single_from_model_output(**metrics)
-    return state, window.merge(update), epoch_totals.merge(update)
+    self.checkpointer = checkpoint.Checkpointer(workdir, config.train.keep_checkpoints)
+    state = jax.device_put(family.init_state(config, self.steps_per_epoch), self.replicated)
+    self.state, self.meta, resumed = _restore_or_init(
+        config, self.checkpointer, state, allow_config_change)
+    self.step = int(self.state.step)
+    self.train_key = jax.random.wrap_key_data(np.asarray(self.meta.train_key, dtype=np.uint32))
+    if jax.process_index() == 0:
+      _write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
-  batch_sharding = parallel.batch_sharded(mesh)
-  jitted_step = jax.jit(
-      step_and_accumulate,
-      in_shardings=(replicated, batch_sharding, replicated, replicated, replicated),
-      out_shardings=(replicated, replicated, replicated),
-      donate_argnums=(0, 3, 4))
-  generate = jax.jit(family.generate, out_shardings=replicated)
-  fixed_latents = jax.device_put(family.fixed_latents(config, NUM_FIXED_SAMPLES), replicated)
+    self.writer = metric_writers.create_default_writer(
+        workdir, just_logging=jax.process_index() > 0, asynchronous=False)
+    if not resumed:
+      self.writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                 for k, v in _flatten(config).items()})
+    self.outputs = _Outputs(workdir, self.writer)
+    self._compile()
 
-  step = int(state.step)
-  if meta.epoch >= num_epochs:
-    logging.info("The run in %s has finished all %d epochs; raise train.num_epochs to continue.",
-                 workdir, num_epochs)
-    checkpointer.close()
-    writer.close()
+  def _compile(self) -> None:
+    """Jits the train step with explicit shardings, accumulating metrics in CLU collections."""
+    config = self.config
+    train_step = self.family.make_train_step(config, self.steps_per_epoch)
+    size = self.source.image_size
+    example_batch = {
+        "image": jax.ShapeDtypeStruct((config.data.batch_size, size, size, 3), jnp.float32)}
+    metric_names = sorted(
+        jax.eval_shape(train_step, self.state, example_batch, self.train_key)[1])
+    self.collection = _make_collection(metric_names)
+    collection = self.collection
+
+    def step_and_accumulate(state, batch, key, window, epoch_totals):
+      state, metrics = train_step(state, batch, key)
+      update = collection.single_from_model_output(**metrics)
+      return state, window.merge(update), epoch_totals.merge(update)
+
+    replicated = self.replicated
+    self.jitted_step = jax.jit(
+        step_and_accumulate,
+        in_shardings=(replicated, parallel.batch_sharded(self.mesh), replicated, replicated,
+                      replicated),
+        out_shardings=(replicated, replicated, replicated),
+        donate_argnums=(0, 3, 4))
+    self.generate = jax.jit(self.family.generate, out_shardings=replicated)
+    self.fixed_latents = jax.device_put(
+        self.family.fixed_latents(config, NUM_FIXED_SAMPLES), replicated)
+
+  def _empty_metrics(self):
+    return jax.device_put(self.collection.empty(), self.replicated)
+
+  def run(self) -> checkpoint.Meta:
+    meta, config = self.meta, self.config
+    if meta.epoch >= self.num_epochs:
+      logging.info("The run in %s has finished all %d epochs; raise train.num_epochs to "
+                   "continue.", self.workdir, self.num_epochs)
+      return meta
+
+    logging.info("Training %s/%s from epoch %d of %d, %d steps per epoch, global batch %d on %d "
+                 "devices.", config.model.family, config.model.arch, meta.epoch + 1,
+                 self.num_epochs, self.steps_per_epoch, config.data.batch_size,
+                 jax.device_count())
+    self.display = progress.Progress(
+        total_steps=self.num_epochs * self.steps_per_epoch,
+        steps_per_epoch=self.steps_per_epoch, start_step=self.step)
+
+    with StopRequest() as stop_request:
+      while meta.epoch < self.num_epochs:
+        epoch_totals = self._run_epoch(stop_request)
+        if meta.batch_in_epoch < self.steps_per_epoch:
+          # Stopped inside the epoch: save the position reached and leave the epoch unfinished.
+          self._check_finite(epoch_totals)
+          self._save("stop requested")
+          logging.info("Stopped at step %d (epoch %d, batch %d); run the same command to resume.",
+                       self.step, meta.epoch + 1, meta.batch_in_epoch)
+          return meta
+        saved = self._end_epoch(epoch_totals)
+        if stop_request.requested:
+          if not saved:
+            self._save("stop requested")
+          logging.info("Stopped after epoch %d (step %d); run the same command to resume.",
+                       meta.epoch, self.step)
+          return meta
+
+    logging.info("Finished %d epochs (%d steps) in %s.", self.num_epochs, self.step, self.workdir)
     return meta
 
-  logging.info("Training %s/%s from epoch %d of %d, %d steps per epoch, global batch %d on %d "
-               "devices.", config.model.family, config.model.arch, meta.epoch + 1, num_epochs,
-               steps_per_epoch, config.data.batch_size, jax.device_count())
-  display = progress.Progress(
-      total_steps=num_epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch, start_step=step)
+  def _run_epoch(self, stop_request: StopRequest):
+    """Runs the remaining batches of the current epoch, or until a stop is requested.
 
-  def save(reason: str) -> None:
-    checkpointer.save(step, state, meta)
-    logging.info("Checkpoint at step %d (%s).", step, reason)
+    Returns the epoch's accumulated metrics. A stop request ends the epoch early unless the
+    step that was running was the epoch's last.
+    """
+    meta, config = self.meta, self.config
+    if meta.batch_in_epoch:
+      # NOTE: after a mid-epoch stop, the epoch means cover only the batches run since the
+      # resume, and the epoch's wall time only the time since then.
+      logging.info("Skipping the %d batches of epoch %d that ran before the stop.",
+                   meta.batch_in_epoch, meta.epoch + 1)
+    self.epoch_start = time.perf_counter()
+    window, epoch_totals = self._empty_metrics(), self._empty_metrics()
+    dataset = pipeline.make_epoch_dataset(
+        self.source, seed=config.seed, epoch=meta.epoch, global_batch_size=config.data.batch_size,
+        start_batch=meta.batch_in_epoch, sharding=self.data_sharding,
+        prefetch_batches=config.data.prefetch_batches)
 
-  stopped = False
-  with StopRequest() as stop_request:
-    while meta.epoch < num_epochs and not stopped:
-      epoch = meta.epoch
-      epoch_start = time.perf_counter()
-      window = jax.device_put(collection.empty(), replicated)
-      epoch_totals = jax.device_put(collection.empty(), replicated)
-      if meta.batch_in_epoch:
-        # NOTE: after a mid-epoch stop, the epoch means cover only the batches run since the
-        # resume, and the epoch's wall time only the time since then.
-        logging.info("Skipping the %d batches of epoch %d that ran before the stop.",
-                     meta.batch_in_epoch, epoch + 1)
-      dataset = pipeline.make_epoch_dataset(
-          source, seed=config.seed, epoch=epoch, global_batch_size=config.data.batch_size,
-          start_batch=meta.batch_in_epoch, sharding=data_sharding,
-          prefetch_batches=config.data.prefetch_batches)
-      wait_time = 0.0
-      wait_start = time.perf_counter()
-      for local_batch in pipeline.iterate_epoch(dataset):
-        wait_time += time.perf_counter() - wait_start
-        batch = parallel.global_batch(local_batch, mesh)
-        state, window, epoch_totals = jitted_step(state, batch, train_key, window, epoch_totals)
-        step += 1
-        meta.batch_in_epoch += 1
+    wait_time = 0.0
+    wait_start = time.perf_counter()
+    for local_batch in pipeline.iterate_epoch(dataset):
+      wait_time += time.perf_counter() - wait_start
+      batch = parallel.global_batch(local_batch, self.mesh)
+      self.state, window, epoch_totals = self.jitted_step(
+          self.state, batch, self.train_key, window, epoch_totals)
+      self.step += 1
+      meta.batch_in_epoch += 1
 
-        if step % config.train.log_every_steps == 0:
-          means = {k: float(v) for k, v in window.compute().items()}
-          if not _all_finite(means):
-            raise TrainingDivergedError(_diverged_message(means, step, checkpointer))
-          means["input_wait_fraction"] = wait_time / max(display.seconds_since_log(), 1e-9)
-          means["steps_per_sec"] = display.log(step, epoch, means)
-          writer.write_scalars(step, means)
-          window = jax.device_put(collection.empty(), replicated)
-          wait_time = 0.0
-
-        if stop_request.requested:
-          epoch_means = {k: float(v) for k, v in epoch_totals.compute().items()}
-          if not _all_finite(epoch_means):
-            raise TrainingDivergedError(_diverged_message(epoch_means, step, checkpointer))
-          save("stop requested")
-          stopped = True
-          break
-        wait_start = time.perf_counter()
-
-      if stopped:
+      if self.step % config.train.log_every_steps == 0:
+        self._log_window(window, wait_time)
+        window, wait_time = self._empty_metrics(), 0.0
+      if stop_request.requested and meta.batch_in_epoch < self.steps_per_epoch:
         break
+      wait_start = time.perf_counter()
+    return epoch_totals
 
-      # End of the epoch: metrics, samples, curves, checkpoint.
-      epoch_means = {k: float(v) for k, v in epoch_totals.compute().items()}
-      if not _all_finite(epoch_means):
-        raise TrainingDivergedError(_diverged_message(epoch_means, step, checkpointer))
-      meta.wall_times.append(time.perf_counter() - epoch_start)
-      meta.history.setdefault("epoch", []).append(epoch + 1)
+  def _log_window(self, window, wait_time: float) -> None:
+    means = self._check_finite(window)
+    means["input_wait_fraction"] = wait_time / max(self.display.seconds_since_log(), 1e-9)
+    means["steps_per_sec"] = self.display.log(self.step, self.meta.epoch, means)
+    self.writer.write_scalars(self.step, means)
+
+  def _check_finite(self, metrics) -> dict[str, float]:
+    """Returns the metric means; raises TrainingDivergedError if any is NaN or infinite."""
+    if _num_steps(metrics) == 0:
+      return {}
+    means = {k: float(v) for k, v in metrics.compute().items()}
+    if not _all_finite(means):
+      raise TrainingDivergedError(_diverged_message(means, self.step, self.checkpointer))
+    return means
+
+  def _end_epoch(self, epoch_totals) -> bool:
+    """Records the finished epoch, writes samples, curves and summary; returns True if it saved."""
+    meta, config = self.meta, self.config
+    epoch_means = self._check_finite(epoch_totals)
+    meta.wall_times.append(time.perf_counter() - self.epoch_start)
+    if epoch_means:
+      meta.history.setdefault("epoch", []).append(meta.epoch + 1)
       for name, value in epoch_means.items():
         meta.history.setdefault(name, []).append(value)
-      writer.write_scalars(step, {f"epoch/{k}": v for k, v in epoch_means.items()})
-      meta.epoch += 1
-      meta.batch_in_epoch = 0
-      display.end_epoch(epoch, epoch_means, meta.wall_times[-1])
+      self.writer.write_scalars(self.step, {f"epoch/{k}": v for k, v in epoch_means.items()})
+    self.display.end_epoch(meta.epoch, epoch_means, meta.wall_times[-1])
+    meta.epoch += 1
+    meta.batch_in_epoch = 0
 
-      if meta.epoch % config.train.sample_every_epochs == 0 or meta.epoch == num_epochs:
-        images = np.asarray(jax.device_get(generate(state, fixed_latents)))
-        outputs.write_samples(meta.epoch, step, images)
-      outputs.write_curves(meta.history)
-      if meta.epoch % config.train.checkpoint_every_epochs == 0 or meta.epoch == num_epochs:
-        save(f"end of epoch {meta.epoch}")
-      outputs.write_summary(meta, num_epochs, step)
-      writer.flush()
+    last = meta.epoch == self.num_epochs
+    if meta.epoch % config.train.sample_every_epochs == 0 or last:
+      images = np.asarray(jax.device_get(self.generate(self.state, self.fixed_latents)))
+      self.outputs.write_samples(meta.epoch, self.step, images)
+    self.outputs.write_curves(meta.history)
+    saved = meta.epoch % config.train.checkpoint_every_epochs == 0 or last
+    if saved:
+      self._save(f"end of epoch {meta.epoch}")
+    self.outputs.write_summary(meta, self.num_epochs, self.step)
+    self.writer.flush()
+    return saved
 
-  checkpointer.close()
-  writer.close()
-  if stopped:
-    logging.info("Stopped at step %d (epoch %d, batch %d); run the same command to resume.",
-                 step, meta.epoch + 1, meta.batch_in_epoch)
-  else:
-    logging.info("Finished %d epochs (%d steps) in %s.", num_epochs, step, workdir)
-  return meta
+  def _save(self, reason: str) -> None:
+    self.checkpointer.save(self.step, self.state, self.meta)
+    logging.info("Checkpoint at step %d (%s).", self.step, reason)
+
+  def close(self) -> None:
+    self.checkpointer.close()
+    self.writer.close()
 
 
 def _diverged_message(means: dict[str, float], step: int, checkpointer) -> str:
