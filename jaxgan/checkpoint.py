@@ -16,7 +16,7 @@ from absl import logging
 
 @dataclasses.dataclass
 class Meta:
-  """What a run needs besides the arrays to continue exactly where it stopped.
+  """Run metadata, besides the arrays, that a resumed run needs to continue exactly.
 
   Attributes:
     epoch: the epoch (0-based) that the next step belongs to.
@@ -53,8 +53,8 @@ class Checkpointer:
   def save(self, step: int, state: Any, meta: Meta) -> None:
     """Saves a checkpoint for train step `step`; all processes must call this together.
 
-    A checkpoint that already exists for `step` is kept as it is: it holds the same arrays, and
-    replacing it would leave a moment without it.
+    A checkpoint that already exists for `step` is kept as it is. It contains the same arrays,
+    and replacing it would leave a moment without it.
     """
     if step in self._manager.all_steps():
       logging.info("A checkpoint for step %d already exists in %s; keeping it.", step,

@@ -1,6 +1,6 @@
 """Command-line entry point: python -m jaxgan.main --config configs/w7_128.py --workdir runs/x.
 
-Starting in a workdir that holds a checkpoint resumes that run. Exit status: 0 when the run
+Starting in a workdir that contains a checkpoint resumes that run. Exit status: 0 when the run
 finished or stopped cleanly (SIGTERM, Ctrl+C), 2 for an invalid config, data or workdir, 1 for
 anything unexpected.
 """

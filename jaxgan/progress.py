@@ -5,7 +5,7 @@ import time
 
 from absl import logging
 
-_SHOWN_METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
+_REPORTED_METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
 def format_duration(seconds: float) -> str:
@@ -17,8 +17,8 @@ def format_duration(seconds: float) -> str:
 class Progress:
   """Tracks the step rate and reports progress every logged step and at each epoch's end.
 
-  On a terminal (stderr is a TTY) the step reports redraw one line in place; otherwise each is a
-  log line, so that files and CI logs stay readable.
+  On a terminal (stderr is a TTY), the step reports redraw one line in place. Elsewhere each
+  report is a log line, so that files and CI logs stay readable.
   """
 
   def __init__(self, total_steps: int, steps_per_epoch: int, start_step: int):
@@ -37,10 +37,10 @@ class Progress:
     rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_time, self._last_step = now, step
     eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
-    shown = " ".join(f"{k} {means[k]:.4f}" for k in _SHOWN_METRICS if k in means)
+    summary = " ".join(f"{k} {means[k]:.4f}" for k in _REPORTED_METRICS if k in means)
     in_epoch = step - epoch * self.steps_per_epoch
     line = (f"epoch {epoch + 1} step {step}/{self.total_steps} ({in_epoch}/{self.steps_per_epoch} "
-            f"in epoch) {shown} | {rate:.2f} steps/s, ETA {format_duration(eta)}")
+            f"in epoch) {summary} | {rate:.2f} steps/s, ETA {format_duration(eta)}")
     if self.interactive:
       sys.stderr.write("\r\033[K" + line)
       sys.stderr.flush()
@@ -51,5 +51,5 @@ class Progress:
   def end_epoch(self, epoch: int, means: dict[str, float], seconds: float) -> None:
     if self.interactive:
       sys.stderr.write("\n")
-    shown = " ".join(f"{k} {means[k]:.4f}" for k in _SHOWN_METRICS if k in means)
-    logging.info("Epoch %d done in %.1f s: %s", epoch + 1, seconds, shown)
+    summary = " ".join(f"{k} {means[k]:.4f}" for k in _REPORTED_METRICS if k in means)
+    logging.info("Epoch %d done in %.1f s: %s", epoch + 1, seconds, summary)

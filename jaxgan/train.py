@@ -177,7 +177,7 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
   differences = structural_differences(saved_meta_config, config)
   if differences and not allow_config_change:
     raise ConfigError(
-        f"The workdir holds a checkpoint (step {latest}) of a run with a different config: "
+        f"The workdir contains a checkpoint (step {latest}) of a run with a different config: "
         f"{'; '.join(differences)}. Use another --workdir, restore those values, or pass "
         "--allow_config_change to resume anyway.")
   if differences:
@@ -212,12 +212,13 @@ class Trainer:
     self.config = config
     self.workdir = workdir
     self.family = family
-    os.makedirs(workdir, exist_ok=True)
     self.mesh = parallel.make_mesh()
     self.replicated = parallel.replicated(self.mesh)
 
+    # The data is checked before the workdir is created, so a wrong data.dir leaves nothing behind.
     self.source = pipeline.make_source(config)
     logging.info("Data: %s", self.source.name)
+    os.makedirs(workdir, exist_ok=True)
     self.steps_per_epoch = pipeline.steps_per_epoch(
         self.source.num_images, config.data.batch_size)
     self.num_epochs = config.train.num_epochs

@@ -36,8 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.source = "generated"
   # Folder of images for the "folder" source (not searched recursively).
   config.data.dir = ""
-  # File ids (names up to the first dot, e.g. "191" for 191.png) left out of the "folder" source.
-  config.data.exclude_ids = ()
+  # Comma-separated file ids (names up to the first dot, e.g. "191" for 191.png) left out of the
+  # "folder" source, for example "191,242".
+  config.data.exclude_ids = ""
   # For the "folder" source: also leave out the Simpsons Faces images known to be non-faces.
   config.data.exclude_known_non_faces = False
   # Training resolution in pixels (square); images are resized to it with bilinear filtering.

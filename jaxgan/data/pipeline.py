@@ -36,7 +36,7 @@ def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
   if data.source == "folder":
     from jaxgan.data import folder  # pylint: disable=g-import-not-at-top
 
-    exclude_ids = [str(i) for i in data.exclude_ids]
+    exclude_ids = [i.strip() for i in str(data.exclude_ids).split(",") if i.strip()]
     if data.exclude_known_non_faces:
       from jaxgan.data import simpsons_faces_tfds  # pylint: disable=g-import-not-at-top
 

@@ -43,9 +43,10 @@ class DCGANState:
 def _apply(graphdef, params, stats, inputs, *, train: bool):
   """Runs a network from its split state; returns (outputs, updated BatchNorm statistics).
 
-  In training mode BatchNorm normalises with the statistics of `inputs` (the whole global batch,
-  since the batch axis is sharded, not split) and updates the running statistics; in inference
-  mode it uses the running statistics and leaves them unchanged.
+  In training mode, BatchNorm normalises with the statistics of `inputs` and updates the running
+  statistics. These are the statistics of the whole global batch, because the batch axis is
+  sharded across devices, not split into separate programs. In inference mode, BatchNorm uses the
+  running statistics and leaves them unchanged.
   """
   model = nnx.merge(graphdef, params, stats, copy=True)
   outputs = model(inputs, train=train)
@@ -86,7 +87,7 @@ def train_step(
 
   1. fakes = G(z) with G in training mode, z [B, latent_dim] fresh for this step.
   2. D update on BCE(D(x), t) + BCE(D(fakes), 0), t ~ U(real_label_min, real_label_max) drawn
-     once per batch. D sees the real and the fake batch in two separate forward passes, so
+     once per batch. D scores the real and the fake batch in two separate forward passes, so
      BatchNorm normalises each with its own statistics. No gradient reaches G.
   3. G update on BCE(D'(fakes), 1), where D' is the updated D scoring the same fakes.
 
