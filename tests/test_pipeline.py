@@ -83,7 +83,7 @@ def test_pixels_scaled_to_unit_range():
   assert element["image"].dtype == np.float32
   assert values[0] == -1.0
   assert values[-1] == 1.0
-  assert values[2] == pytest.approx(128 / 127.5 - 1.0)
+  assert values[2] == pytest.approx(128 / 127.5 - 1.0, abs=1e-6)
 
 
 def test_steps_per_epoch_needs_one_batch():
