@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Sets up .venv (first run only) and runs jaxgan.
+# Sets up .venv in the repository (first run only) and runs jaxgan.
 #   ./run.sh                  train the default config into runs/default (resumes if present)
-#   ./run.sh test             install the test dependencies and run the whole test suite
-#   ./run.sh train ARGS...    run python -m jaxgan.main with ARGS
+#   ./run.sh test [ARGS...]   install the test dependencies and run the whole test suite
+#   ./run.sh train ARGS...    run python -m jaxgan.main with ARGS; relative paths in ARGS are
+#                             resolved against the current folder, as with any command
 set -euo pipefail
-cd "$(dirname "$0")"
+REPO="$(cd "$(dirname "$0")" && pwd)"
 
 PYTHON="${PYTHON:-python3}"
-VENV=.venv
+VENV="$REPO/.venv"
 
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -17,9 +18,9 @@ ensure_venv() {
   local extras="$1"
   local stamp="$VENV/.installed$extras"
   # Reinstall when pyproject.toml changed since the last install.
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ "$REPO/pyproject.toml" -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".$extras"
+    "$VENV/bin/python" -m pip install --quiet -e "$REPO$extras"
     touch "$stamp"
   fi
 }
@@ -28,6 +29,7 @@ command="${1:-default}"
 case "$command" in
   default)
     ensure_venv ""
+    cd "$REPO"
     exec "$VENV/bin/python" -m jaxgan.main --config configs/default.py --workdir runs/default
     ;;
   train)
@@ -38,6 +40,7 @@ case "$command" in
   test)
     shift
     ensure_venv "[test]"
+    cd "$REPO"
     # Two pytest workers on a 2-core machine; each test forces its own CPU device count.
     exec "$VENV/bin/python" -m pytest -n "${JAXGAN_TEST_WORKERS:-2}" "$@"
     ;;

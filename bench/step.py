@@ -23,6 +23,32 @@ sys.path.insert(0, str(REPO))
 
 from jaxgan import families  # pylint: disable=wrong-import-position
 from jaxgan import parallel  # pylint: disable=wrong-import-position
+from jaxgan.models import layers  # pylint: disable=wrong-import-position
+
+
+def use_stock_layers() -> None:
+  """Replaces jaxgan's convolution lowering with the stock one, for comparison.
+
+  The transposed convolution becomes `lax.conv_transpose` (differentiated by JAX), and every
+  convolution keeps its padding inside `lax.conv_general_dilated`.
+  """
+
+  def stock_conv(x, kernel, stride, padding):
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def stock_conv_transpose(x, kernel, stride, padding, output_hw):
+    kernel_size = kernel.shape[0]
+    # lax.conv_transpose pads the stride-dilated input by (k - 1 - p_low, k - 1 - p_high).
+    stock_padding = [(kernel_size - 1 - low, kernel_size - 1 - high) for low, high in padding]
+    # The kernel given here maps outputs to inputs, [k, k, C_out, C_in], which is what
+    # transpose_kernel=True expects as the forward convolution's kernel.
+    y = jax.lax.conv_transpose(x, kernel, (stride, stride), stock_padding,
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+    return y[:, :output_hw[0], :output_hw[1]]
+
+  layers._conv = stock_conv  # pylint: disable=protected-access
+  layers.conv_transpose = stock_conv_transpose
 
 
 def load_config(spec: str):
@@ -40,7 +66,11 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=0, help="global batch (0 = the config's)")
   parser.add_argument("--steps", type=int, default=5, help="timed steps")
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps after compiling")
+  parser.add_argument("--stock_layers", action="store_true",
+                      help="use lax.conv_transpose and in-convolution padding, for comparison")
   args = parser.parse_args()
+  if args.stock_layers:
+    use_stock_layers()
 
   config = load_config(args.config)
   if args.batch:
@@ -77,6 +107,7 @@ def main() -> None:
       "impl": "jaxgan", "jax": jax.__version__, "device": jax.devices()[0].device_kind,
       "devices": jax.device_count(), "config": args.config, "arch": config.model.arch,
       "width": config.model.width, "image_size": size, "batch": batch_size,
+      "layers": "stock" if args.stock_layers else "jaxgan",
       "compile_s": round(compile_s, 2), "step_times_s": [round(t, 4) for t in times],
       "median_step_s": round(median, 4), "images_per_s": round(batch_size / median, 2),
       "final_losses": [float(metrics["d_loss"]), float(metrics["g_loss"])],

@@ -66,8 +66,8 @@ class Checkpointer:
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dataclasses.asdict(meta))),
         force=True)
     self._manager.wait_until_finished()
-    logging.info("Saved checkpoint %s/%d (epoch %d, batch %d)", self.directory, step, meta.epoch,
-                 meta.batch_in_epoch)
+    logging.info("Saved checkpoint %s/%d (%d epoch(s) done, %d batch(es) into the next)",
+                 self.directory, step, meta.epoch, meta.batch_in_epoch)
 
   def restore(self, step: int, target_state: Any) -> tuple[Any, Meta]:
     """Restores the checkpoint of `step` into arrays shaped and sharded like `target_state`."""

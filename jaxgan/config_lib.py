@@ -50,9 +50,15 @@ def check_number(
   low_ok = low is None or (value >= low if low_inclusive else value > low)
   high_ok = high is None or (value <= high if high_inclusive else value < high)
   if not (low_ok and high_ok):
-    left = "unbounded" if low is None else ("[" if low_inclusive else "(") + f"{low}"
-    right = "unbounded" if high is None else f"{high}" + ("]" if high_inclusive else ")")
-    raise _fail(key, value, f"must be {kind} in {left}, {right}")
+    low_text = None if low is None else ("[" if low_inclusive else "(") + f"{low}"
+    high_text = None if high is None else f"{high}" + ("]" if high_inclusive else ")")
+    if low_text and high_text:
+      allowed = f"in {low_text}, {high_text}"
+    elif low_text:
+      allowed = (">= " if low_inclusive else "> ") + f"{low}"
+    else:
+      allowed = ("<= " if high_inclusive else "< ") + f"{high}"
+    raise _fail(key, value, f"must be {kind} {allowed}")
 
 
 def check_choice(config: ml_collections.ConfigDict, key: str, choices: Iterable[str]) -> None:

@@ -5,6 +5,7 @@ finished or stopped cleanly (SIGTERM, Ctrl+C), 2 for an invalid config, data or 
 anything unexpected.
 """
 
+import os
 import sys
 
 from absl import app
@@ -58,16 +59,60 @@ def _exit_with_error(message: str) -> None:
   sys.exit(2)
 
 
+def _config_argument(argv: list[str]) -> str | None:
+  """Returns the value of --config in argv, or None."""
+  for index, argument in enumerate(argv):
+    if argument.startswith("--config="):
+      return argument.split("=", 1)[1]
+    if argument == "--config" and index + 1 < len(argv):
+      return argv[index + 1]
+  return None
+
+
+def _override_for(name: str, argv: list[str]) -> str | None:
+  """Returns the --config.<key>=<value> argument whose key ends with `name`, or None."""
+  for argument in argv:
+    key = argument.split("=", 1)[0]
+    if key.startswith("--config.") and key.split(".")[-1] == name:
+      return argument
+  return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-  """Parses flags; an invalid flag or config override exits with status 2 and one message."""
+  """Parses flags; an invalid flag, config file or override exits with status 2 and one message.
+
+  The config file is user code that runs while flags are parsed, so any exception it raises is
+  reported here as a config error.
+  """
+  config_argument = _config_argument(argv)
+  if config_argument is not None:
+    path = config_argument.split(":", 1)[0]
+    if not os.path.isfile(path):
+      _exit_with_error(
+          f"Config file not found: {path} (from --config={config_argument}). Pass the path of a "
+          "Python file with a get_config() function, for example configs/default.py.")
   try:
     return flags.FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as error:
-    # ml_collections raises AttributeError for a misspelled --config.<key> override, with a
-    # "Did you mean" hint in the message, and embeds the config file's traceback in flags.Error.
+  except Exception as error:  # pylint: disable=broad-exception-caught
     message = _clean_message(error)
-    separator = " " if message.endswith((".", "?", "!")) else ". "
-    _exit_with_error(f"{message}{separator}Run with --helpfull for the list of flags.")
+    # ml_collections reports a misspelled --config.<key> with only the last part of the key.
+    unknown = message.split("'")[1] if message.startswith("'") and message.count("'") >= 2 else ""
+    override = _override_for(unknown, argv) if unknown else None
+    if override is not None:
+      hint = message.split("'", 2)[2].strip(" .")
+      message = (f"Unknown config key in {override}" + (f" ({hint})" if hint else "") +
+                 ". Every key of the DCGAN family is listed, with a comment, in "
+                 "jaxgan/base_configs/dcgan.py.")
+    elif isinstance(error, flags.Error):
+      separator = " " if message.endswith((".", "?", "!")) else ". "
+      message += f"{separator}Run with --helpfull for the list of flags."
+    else:
+      if isinstance(error, SyntaxError):
+        message = f"{error.msg} at line {error.lineno}"
+      message = message.replace(
+          "module 'config_config' has no attribute 'get_config'", "it defines no get_config()")
+      message = f"Could not load the config file {config_argument}: {message}"
+    _exit_with_error(message)
 
 
 def load_config():
@@ -103,8 +148,8 @@ def main(argv: list[str]) -> None:
   try:
     train.train_and_evaluate(config, _WORKDIR.value, _ALLOW_CONFIG_CHANGE.value)
   except JaxganError as error:
+    # absl logging writes the message to stderr, so it is not printed a second time.
     logging.error("%s", error)
-    sys.stderr.write(f"Error: {error}\n")
     sys.exit(2)
 
 

@@ -39,9 +39,11 @@ NUM_FIXED_SAMPLES = 25  # a 5x5 grid
 GRID_SIZE = 5
 _TRAIN_KEY_STREAM = 1
 
-# Config keys that cannot change when a run resumes: they change the shapes in the checkpoint or
-# the meaning of its data position.
-STRUCTURAL_KEYS = ("model", "data.image_size", "data.batch_size", "data.source", "seed")
+# Config keys that cannot change when a run resumes. Shape keys change the arrays in the
+# checkpoint, so no flag can override them. The others change the meaning of the saved data
+# position or random streams, which --allow_config_change accepts.
+SHAPE_KEYS = ("model", "data.image_size")
+STRUCTURAL_KEYS = SHAPE_KEYS + ("data.batch_size", "data.source", "seed")
 
 
 class TrainingDivergedError(JaxganError):
@@ -60,8 +62,9 @@ class StopRequest:
     if self.requested and signum == signal.SIGINT:
       raise KeyboardInterrupt
     self.requested = True
-    logging.warning("Received %s: finishing the current step, then saving a checkpoint and "
-                    "stopping. Press Ctrl+C again to stop at once without saving.",
+    # NOTE: steps already dispatched to the device (up to a logging window) still run first.
+    logging.warning("Received %s: finishing the steps already started, then saving a checkpoint "
+                    "and stopping. Press Ctrl+C again to stop at once without saving.",
                     signal.Signals(signum).name)
 
   def __enter__(self):
@@ -89,13 +92,15 @@ def _flatten(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return flat
 
 
-def structural_differences(saved: dict[str, Any], current: ml_collections.ConfigDict) -> list[str]:
-  """Lists "key: saved -> current" for structural keys that differ between two configs."""
+def structural_differences(
+    saved: dict[str, Any], current: ml_collections.ConfigDict, keys: tuple[str, ...] = STRUCTURAL_KEYS
+) -> list[str]:
+  """Lists "key: saved -> current" for the given keys (and keys below them) that differ."""
   saved_flat = _flatten(ml_collections.ConfigDict(saved))
   current_flat = _flatten(current)
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
-    if not any(key == k or key.startswith(k + ".") for k in STRUCTURAL_KEYS):
+    if not any(key == k or key.startswith(k + ".") for k in keys):
       continue
     old, new = saved_flat.get(key), current_flat.get(key)
     if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
@@ -174,6 +179,12 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
     return state, meta, False
 
   saved_meta_config = checkpointer.restore_meta(latest).config
+  shape_differences = structural_differences(saved_meta_config, config, SHAPE_KEYS)
+  if shape_differences:
+    raise ConfigError(
+        f"The workdir contains a checkpoint (step {latest}) of a run with different array shapes: "
+        f"{'; '.join(shape_differences)}. A checkpoint cannot be resumed with another model or "
+        "image size: use another --workdir or restore those values.")
   differences = structural_differences(saved_meta_config, config)
   if differences and not allow_config_change:
     raise ConfigError(
@@ -182,10 +193,15 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
         "--allow_config_change to resume anyway.")
   if differences:
     logging.warning("Resuming despite config changes: %s", "; ".join(differences))
-  state, meta = checkpointer.restore(latest, state)
+  try:
+    state, meta = checkpointer.restore(latest, state)
+  except ValueError as error:
+    raise ConfigError(
+        f"Could not restore the checkpoint {checkpointer.directory}/{latest} into the current "
+        f"model: {error}. Use another --workdir for a different model.") from error
   meta.config = config.to_dict()
-  logging.info("Resuming from checkpoint %s/%d: epoch %d, batch %d of that epoch.",
-               checkpointer.directory, latest, meta.epoch + 1, meta.batch_in_epoch)
+  logging.info("Resuming from checkpoint %s/%d: %d epoch(s) done, %d batch(es) into the next.",
+               checkpointer.directory, latest, meta.epoch, meta.batch_in_epoch)
   return state, meta, True
 
 
@@ -233,13 +249,20 @@ class Trainer:
     if jax.process_index() == 0:
       _write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
-    self.writer = metric_writers.create_default_writer(
-        workdir, just_logging=jax.process_index() > 0, asynchronous=False)
-    if not resumed:
-      self.writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                                 for k, v in _flatten(config).items()})
-    self.outputs = _Outputs(workdir, self.writer)
+    self.resumed = resumed
+    self.writer = None
     self._compile()
+
+  def _open_writer(self) -> None:
+    """Opens the TensorBoard writer; progress.py logs the step metrics, so no log writer is added."""
+    if jax.process_index() == 0:
+      self.writer = metric_writers.SummaryWriter(self.workdir)
+    else:
+      self.writer = metric_writers.MultiWriter([])
+    if not self.resumed:
+      self.writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                 for k, v in _flatten(self.config).items()})
+    self.outputs = _Outputs(self.workdir, self.writer)
 
   def _compile(self) -> None:
     """Jits the train step with explicit shardings, accumulating metrics in CLU collections."""
@@ -279,8 +302,9 @@ class Trainer:
                    "continue.", self.workdir, self.num_epochs)
       return meta
 
-    logging.info("Training %s/%s from epoch %d of %d, %d steps per epoch, global batch %d on %d "
-                 "devices.", config.model.family, config.model.arch, meta.epoch + 1,
+    self._open_writer()
+    logging.info("Training %s/%s from epoch %d of %d: %d steps per epoch, global batch %d, %d "
+                 "device(s).", config.model.family, config.model.arch, meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
                  jax.device_count())
     self.display = progress.Progress(
@@ -294,8 +318,8 @@ class Trainer:
           # Stopped inside the epoch: save the position reached and leave the epoch unfinished.
           self._check_finite(epoch_totals)
           self._save("stop requested")
-          logging.info("Stopped at step %d (epoch %d, batch %d); run the same command to resume.",
-                       self.step, meta.epoch + 1, meta.batch_in_epoch)
+          logging.info("Stopped at step %d, %d batch(es) into epoch %d; run the same command to "
+                       "resume.", self.step, meta.batch_in_epoch, meta.epoch + 1)
           return meta
         saved = self._end_epoch(epoch_totals)
         if stop_request.requested:
@@ -392,14 +416,17 @@ class Trainer:
 
   def close(self) -> None:
     self.checkpointer.close()
-    self.writer.close()
+    if self.writer is not None:
+      self.writer.close()
 
 
 def _diverged_message(means: dict[str, float], step: int, checkpointer) -> str:
   bad = ", ".join(f"{k}={v}" for k, v in means.items() if not np.isfinite(v))
   latest = checkpointer.latest_step()
-  where = (f"The last good checkpoint, step {latest}, is kept in {checkpointer.directory}."
+  where = (f"The checkpoints in {checkpointer.directory} (newest: step {latest}) contain only "
+           "finite values, but the run may have been diverging before them: check "
+           "plots/losses.png."
            if latest is not None else "No checkpoint had been saved yet.")
-  return (f"Training diverged before step {step}: {bad}. Nothing after the last checkpoint was "
-          f"saved. {where} Lower the learning rates (optim.lr_g, optim.lr_d) or enable "
-          "optim.clip_grad_norm, then rerun.")
+  return (f"Training diverged before step {step}: {bad}. Nothing non-finite was saved. {where} "
+          "Start again in a new --workdir with lower learning rates (optim.lr_g, optim.lr_d) or "
+          "with optim.clip_grad_norm set.")

@@ -3,6 +3,7 @@
 import importlib.util
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -246,7 +247,8 @@ def _run_main(*args: str) -> subprocess.CompletedProcess:
 
 
 def _error_lines(stderr: str) -> list[str]:
-  return [line for line in stderr.splitlines() if line.startswith("Error:")]
+  """Returns the error lines: "Error: ..." from flag parsing, or absl's "E<date> ...] ..." log."""
+  return [line for line in stderr.splitlines() if re.match(r"(Error: |E\d{4} .*\] )", line)]
 
 
 def test_main_misspelled_override_exits_2(tmp_path):

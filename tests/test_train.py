@@ -96,6 +96,22 @@ def test_resume_rejects_structural_change(tmp_path):
     train.train_and_evaluate(tiny_config(**{"model.width": 16}), str(tmp_path))
 
 
+def test_shape_change_rejected_even_when_allowed(tmp_path):
+  train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}), str(tmp_path))
+  with pytest.raises(ConfigError, match=r"model\.width: 8 -> 16"):
+    train.train_and_evaluate(tiny_config(**{"model.width": 16}), str(tmp_path),
+                             allow_config_change=True)
+
+
+def test_batch_change_allowed_with_flag(tmp_path):
+  train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}), str(tmp_path))
+  with pytest.raises(ConfigError, match=r"data\.batch_size: 16 -> 8"):
+    train.train_and_evaluate(tiny_config(**{"data.batch_size": 8}), str(tmp_path))
+  meta = train.train_and_evaluate(tiny_config(**{"data.batch_size": 8}), str(tmp_path),
+                                  allow_config_change=True)
+  assert meta.epoch == 2
+
+
 def test_finished_run_does_nothing(tmp_path):
   train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}), str(tmp_path))
   meta = train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}), str(tmp_path))
