@@ -89,6 +89,14 @@ def _conv_transpose_backward(stride, padding, output_hw, residuals, grad_out):
 conv_transpose.defvjp(_conv_transpose_forward, _conv_transpose_backward)
 
 
+def _kernel_and_bias(kernel_size, in_features, out_features, use_bias, kernel_init, rngs):
+  """Creates a float32 kernel [k, k, in, out] and a zero bias (or None)."""
+  shape = (kernel_size, kernel_size, in_features, out_features)
+  kernel = nnx.Param(kernel_init(rngs.params(), shape, jnp.float32))
+  bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
+  return kernel, bias
+
+
 class ConvTranspose(nnx.Module):
   """PyTorch `ConvTranspose2d` semantics on NHWC inputs: out = (in - 1) * stride - 2 * padding
   + kernel_size + output_padding.
@@ -114,9 +122,8 @@ class ConvTranspose(nnx.Module):
       raise ValueError(f"output_padding must be in [0, stride), got {output_padding}")
     if output_padding > padding:
       raise ValueError(f"output_padding ({output_padding}) must not exceed padding ({padding})")
-    shape = (kernel_size, kernel_size, in_features, out_features)
-    self.kernel = nnx.Param(kernel_init(rngs.params(), shape, jnp.float32))
-    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
+    self.kernel, self.bias = _kernel_and_bias(
+        kernel_size, in_features, out_features, use_bias, kernel_init, rngs)
     self.kernel_size = kernel_size
     self.stride = stride
     self.padding = padding
@@ -155,9 +162,8 @@ class Conv(nnx.Module):
       dtype: jnp.dtype | None = None,
       rngs: nnx.Rngs,
   ):
-    shape = (kernel_size, kernel_size, in_features, out_features)
-    self.kernel = nnx.Param(kernel_init(rngs.params(), shape, jnp.float32))
-    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
+    self.kernel, self.bias = _kernel_and_bias(
+        kernel_size, in_features, out_features, use_bias, kernel_init, rngs)
     self.stride = stride
     self.padding = padding
     self.dtype = dtype
