@@ -62,9 +62,8 @@ class StopRequest:
     if self.requested and signum == signal.SIGINT:
       raise KeyboardInterrupt
     self.requested = True
-    # NOTE: steps already dispatched to the device (up to a logging window) still run first.
-    logging.warning("Received %s: finishing the steps already started, then saving a checkpoint "
-                    "and stopping. Press Ctrl+C again to stop at once without saving.",
+    logging.warning("Received %s: finishing the current step, then saving a checkpoint and "
+                    "stopping. Press Ctrl+C again to stop at once without saving.",
                     signal.Signals(signum).name)
 
   def __enter__(self):
@@ -358,6 +357,10 @@ class Trainer:
       batch = parallel.global_batch(local_batch, self.mesh)
       self.state, window, epoch_totals = self.jitted_step(
           self.state, batch, self.train_key, window, epoch_totals)
+      # Waiting for each step keeps at most one step in flight, so a stop request takes effect
+      # after the current step and the step rate is measured, not the dispatch rate. tf.data
+      # still prepares the next batches meanwhile.
+      jax.block_until_ready(self.state.step)
       self.step += 1
       meta.batch_in_epoch += 1
 
