@@ -4,12 +4,23 @@ Every check raises `ConfigError` with the key, the value, the allowed values and
 that `jaxgan.main` can end the run with one clear line and exit status 2.
 """
 
+import importlib.util
 import math
+import os
 from typing import Any, Iterable
 
 import ml_collections
 
 from jaxgan.errors import ConfigError
+
+
+def load_config_file(path: str | os.PathLike, preset: str = "") -> ml_collections.ConfigDict:
+  """Runs the config file at `path` and returns its get_config(preset), or get_config() without a
+  preset. Experiment configs use it to start from another config file."""
+  spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset) if preset else module.get_config()
 
 
 def get(config: ml_collections.ConfigDict, key: str) -> Any:

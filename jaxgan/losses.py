@@ -30,3 +30,26 @@ def discriminator_loss(
 def generator_loss(fake_logits: jax.Array) -> jax.Array:
   """Non-saturating generator loss BCE(D(G(z)), 1)."""
   return bce(fake_logits, 1.0)
+
+
+def thresholded_generator_loss(fake_logits: jax.Array, threshold: jax.Array) -> jax.Array:
+  """G's BCE where the fakes D rejects hardest get a softer target.
+
+  With threshold 0 this is BCE(D(G(z)), 1), the plain `generator_loss`. With threshold > 0, the
+  k = floor(threshold * B) fakes with the lowest logits get target 0.5 and all other fakes get
+  target 0.95. Ties in the logits are broken by position, lowest index first.
+
+  Args:
+    fake_logits: D's logits for the B fakes, [B].
+    threshold: float32 scalar array in [0, 1]. It is an array, not a Python float, so that a
+      jitted step compiles once for every threshold value.
+  """
+  num_fakes = fake_logits.shape[0]
+  threshold = jnp.asarray(threshold, jnp.float32)
+  num_low = jnp.floor(threshold * num_fakes).astype(jnp.int32)
+  # The rank of each logit in ascending order; the double argsort is stable, so equal logits are
+  # ranked by position.
+  ranks = jnp.argsort(jnp.argsort(fake_logits, stable=True), stable=True)
+  thresholded_targets = jnp.where(ranks < num_low, 0.5, 0.95)
+  targets = jnp.where(threshold > 0, thresholded_targets, 1.0).astype(fake_logits.dtype)
+  return bce(fake_logits, targets)

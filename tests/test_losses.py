@@ -135,3 +135,68 @@ def test_generator_loss_non_saturating():
   result = losses.generator_loss(jnp.array([-50.0, 50.0]))
 
   assert float(result) == pytest.approx(25.0, rel=1e-6)
+
+
+# thresholded_generator_loss
+
+# Eight logits with distinct values, so the k lowest are unambiguous for every threshold.
+_FAKE_LOGITS = np.array([1.5, -3.0, 0.2, 7.0, -0.4, 2.5, -1.2, 0.0], np.float32)
+
+
+def _numpy_thresholded_loss(logits, threshold: float) -> float:
+  """The thresholded G loss in float64: target 1 when off, else 0.5 for the k lowest, 0.95."""
+  if threshold == 0:
+    return _numpy_bce(logits, 1.0)
+  k = math.floor(threshold * len(logits))
+  targets = np.full(len(logits), 0.95)
+  targets[np.argsort(np.asarray(logits, np.float64), kind="stable")[:k]] = 0.5
+  return _numpy_bce(logits, targets)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.25, 0.5, 0.75])
+def test_thresholded_generator_loss_matches_numpy(threshold):
+  result = losses.thresholded_generator_loss(jnp.asarray(_FAKE_LOGITS), jnp.float32(threshold))
+
+  assert float(result) == pytest.approx(_numpy_thresholded_loss(_FAKE_LOGITS, threshold), rel=1e-6)
+
+
+def test_thresholded_generator_loss_zero_is_plain_loss():
+  # Threshold 0 must give exactly the plain loss, so runs without the option are unchanged.
+  plain = losses.generator_loss(jnp.asarray(_FAKE_LOGITS))
+  thresholded = losses.thresholded_generator_loss(jnp.asarray(_FAKE_LOGITS), jnp.float32(0.0))
+
+  assert float(thresholded) == float(plain)
+
+
+def test_thresholded_generator_loss_hand_targets():
+  # Threshold 0.25 of 8 fakes: the 2 lowest logits (-3.0 and -1.2) get target 0.5.
+  targets = np.full(8, 0.95)
+  targets[[1, 6]] = 0.5
+
+  result = losses.thresholded_generator_loss(jnp.asarray(_FAKE_LOGITS), jnp.float32(0.25))
+
+  assert float(result) == pytest.approx(_numpy_bce(_FAKE_LOGITS, targets), rel=1e-6)
+
+
+def test_thresholded_generator_loss_small_threshold_selects_none():
+  # floor(0.1 * 8) = 0: no fake gets 0.5, but all get 0.95 because the option is on.
+  result = losses.thresholded_generator_loss(jnp.asarray(_FAKE_LOGITS), jnp.float32(0.1))
+
+  assert float(result) == pytest.approx(_numpy_bce(_FAKE_LOGITS, 0.95), rel=1e-6)
+
+
+def test_thresholded_generator_loss_compiles_once():
+  traces = []
+
+  @jax.jit
+  def loss(logits, threshold):
+    traces.append(1)
+    return losses.thresholded_generator_loss(logits, threshold)
+
+  for threshold in (0.0, 0.25, 0.5, 0.75, 1.0):
+    result = loss(jnp.asarray(_FAKE_LOGITS), jnp.float32(threshold))
+    assert float(result) == pytest.approx(
+        _numpy_thresholded_loss(_FAKE_LOGITS, threshold), rel=1e-6)
+
+  assert len(traces) == 1
+  assert loss._cache_size() == 1

@@ -316,3 +316,101 @@ def test_train_step_advances_step(step_setup):
   assert int(new_state.step) == 1
   for name, value in metrics.items():
     assert np.isfinite(float(value)), name
+
+
+# The reproduct architectures
+
+_REPRODUCT_WIDTH = 4
+# arch -> (kernel of the four upsampling convs, kernel shape of G's last layer at width 4).
+_REPRODUCT_KERNELS = {"reproduct": (5, (5, 5, 4, 3)), "reproduct4": (4, (3, 3, 4, 3))}
+
+
+def _reproduct_models(arch: str, image_size: int, init: str = "glorot_normal"):
+  return dcgan.build(
+      arch, image_size, _LATENT_DIM, _EPSILON, _REPRODUCT_WIDTH, jax.random.key(0), init=init)
+
+
+@pytest.mark.parametrize("arch", ["reproduct", "reproduct4"])
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_reproduct_output_shapes(arch, image_size):
+  generator, discriminator = _reproduct_models(arch, image_size)
+  z = jax.random.normal(jax.random.key(2), (4, _LATENT_DIM))
+
+  images = generator(z, train=True)
+  logits = discriminator(images, train=True)
+  features = discriminator.features(images, train=False)
+
+  assert images.shape == (4, image_size, image_size, 3)
+  assert np.all(np.abs(np.asarray(images)) < 1)
+  assert logits.shape == (4,)
+  assert np.all(np.isfinite(logits))
+  sizes = [image_size // 2, image_size // 4, image_size // 8, image_size // 8, image_size // 16]
+  assert [f.shape[1] for f in features] == sizes
+  assert [f.shape[3] for f in features] == [_REPRODUCT_WIDTH * m for m in (1, 2, 4, 8, 16)]
+
+
+@pytest.mark.parametrize("arch", ["reproduct", "reproduct4"])
+def test_reproduct_layer_shapes(arch):
+  generator, discriminator = _reproduct_models(arch, 32)
+  up_kernel, to_rgb_shape = _REPRODUCT_KERNELS[arch]
+
+  # Dense to 16w * (s/16)^2 = 64 * 4 at width 4 and size 32.
+  assert generator.dense.kernel.shape == (_LATENT_DIM, 256)
+  assert [conv.kernel.shape for conv in generator.up_convs] == [
+      (up_kernel, up_kernel, 64, 32), (up_kernel, up_kernel, 32, 16),
+      (up_kernel, up_kernel, 16, 8), (up_kernel, up_kernel, 8, 4)]
+  assert generator.to_rgb.kernel.shape == to_rgb_shape
+  assert len(discriminator.norms) == 5
+  assert discriminator.dense.kernel.shape == (256, 1)
+
+
+def test_reproduct4_stride_1_block_is_3x3():
+  _, discriminator = _reproduct_models("reproduct4", 32)
+
+  assert [conv.kernel.shape[0] for conv in discriminator.convs] == [4, 4, 4, 3, 4]
+
+
+@pytest.mark.parametrize("arch", ["reproduct", "reproduct4"])
+def test_reproduct_rejects_size_not_multiple_of_16(arch):
+  with pytest.raises(ValueError, match="24"):
+    _reproduct_models(arch, 24)
+
+
+# Weight initializers
+
+
+def test_truncated_normal_init_std_and_bound():
+  # A normal truncated at 2 std has std 0.8796 times the untruncated std.
+  generator, discriminator = _reproduct_models("reproduct", 32, init="truncated_normal")
+  kernels = [conv.kernel[...] for conv in generator.up_convs] + [
+      conv.kernel[...] for conv in discriminator.convs]
+  values = np.concatenate([np.asarray(k, np.float64).ravel() for k in kernels])
+
+  assert values.size > 10_000
+  assert values.std() == pytest.approx(0.02 * 0.8796, rel=0.03)
+  assert np.abs(values).max() <= 0.04
+  assert abs(values.mean()) < 1e-3
+
+
+def test_truncated_normal_init_w7_dense():
+  generator, discriminator = dcgan.build(
+      "w7", 32, _LATENT_DIM, _EPSILON, _WIDTH, jax.random.key(0), init="truncated_normal")
+
+  for kernel in (generator.dense.kernel[...], discriminator.dense.kernel[...]):
+    values = np.asarray(kernel, np.float64)
+    assert values.std() == pytest.approx(0.02 * 0.8796, rel=0.05)
+    assert np.abs(values).max() <= 0.04
+
+
+def test_build_default_init_is_glorot():
+  default, _ = dcgan.build("w7", 32, _LATENT_DIM, _EPSILON, _WIDTH, jax.random.key(0))
+  glorot, _ = dcgan.build(
+      "w7", 32, _LATENT_DIM, _EPSILON, _WIDTH, jax.random.key(0), init="glorot_normal")
+
+  for name, value in _flat_params(default).items():
+    np.testing.assert_array_equal(value, _flat_params(glorot)[name], err_msg=name)
+
+
+def test_build_rejects_unknown_init():
+  with pytest.raises(ValueError, match="'he_normal'"):
+    dcgan.build("w7", 32, _LATENT_DIM, _EPSILON, _WIDTH, jax.random.key(0), init="he_normal")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -224,3 +225,15 @@ def test_folder_source_trains_on_real_faces(tmp_path):
   assert len(meta.history["d_loss"]) == 1
   assert np.isfinite(meta.history["d_loss"][0])
   assert (tmp_path / "samples" / "epoch_0001.png").is_file()
+
+
+def test_structural_differences_skips_keys_added_later():
+  # A run saved before model.init existed resumes; a key that both configs hold still counts.
+  current = ml_collections.ConfigDict(
+      {"model": {"arch": "w7", "init": "truncated_normal"}, "data": {"image_size": 32}})
+  saved = {"model": {"arch": "w7"}, "data": {"image_size": 32}}
+
+  assert train.structural_differences(saved, current, train.SHAPE_KEYS) == []
+  saved["model"]["arch"] = "reproduct"
+  assert train.structural_differences(saved, current, train.SHAPE_KEYS) == [
+      "model.arch: 'reproduct' -> 'w7'"]

@@ -29,6 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.latent_distribution = "normal"
   # Epsilon of every BatchNorm in G and D.
   config.model.bn_epsilon = 5e-5
+  # Initializer of every conv, transposed conv and dense weight: "glorot_normal" (N(0, 2 / (fan_in
+  # + fan_out)), not truncated, as the lab's PyTorch code) or "truncated_normal" (std 0.02,
+  # redrawn beyond 2 std, as TensorFlow's DCGAN). Biases are always 0.
+  config.model.init = "glorot_normal"
 
   config.data = ml_collections.ConfigDict()
   # Image source: "folder" (PNG/JPEG files in data.dir), "tfds" (the simpsons_faces TFDS builder)
@@ -55,6 +59,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Folder with the Kaggle archive or its extracted cropped/ folder, for the "tfds" source
   # ("" = <tfds_data_dir>/downloads/manual).
   config.data.tfds_manual_dir = ""
+  # Flip each real image horizontally with probability 0.5 before D scores it (inside the train
+  # step; fakes and sample grids are never flipped).
+  config.data.random_flip = False
   # Threads that decode images (0 = one per CPU core).
   config.data.num_threads = 0
   # Batches prepared ahead of the train step.
@@ -67,6 +74,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.real_label_max = 1.0
   # How D's real and fake BCE terms combine: "sum" or "mean" (half the sum).
   config.loss.d_reduction = "sum"
+  # Thresholded G loss, in [0, 1]. 0 = off: G's loss is BCE(D(G(z)), 1). Above 0, the
+  # floor(g_threshold * B) fakes that D scores lowest get target 0.5 in G's BCE, the others 0.95.
+  config.loss.g_threshold = 0.0
+  # Gaussian noise added to the real images before D scores them, with one std per batch drawn
+  # from U(0, real_noise_max) (0 = no noise). Fakes and sample grids get none.
+  config.loss.real_noise_max = 0.0
 
   config.optim = ml_collections.ConfigDict()
   # Optimizer of both networks: "adam" or "sgd" (with momentum).

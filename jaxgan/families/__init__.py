@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import jax
 import ml_collections
+import numpy as np
 
 from jaxgan.errors import ConfigError
 
@@ -34,6 +35,15 @@ class Family(abc.ABC):
   @abc.abstractmethod
   def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> TrainStep:
     """Returns the pure train step; the trainer jits it with shardings."""
+
+  def step_inputs(self, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+    """Returns scalar arrays that the trainer adds to every batch, replicated on every device.
+
+    They carry config values into the jitted step as inputs, not as constants, so the step
+    compiles once whatever their values. The default implementation returns an empty dict.
+    """
+    del config
+    return {}
 
   @abc.abstractmethod
   def fixed_latents(self, config: ml_collections.ConfigDict, num: int) -> jax.Array:

@@ -6,6 +6,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 from flax import struct
@@ -19,6 +20,9 @@ from jaxgan.models import dcgan as dcgan_models
 
 # Streams folded into the root key `jax.random.key(config.seed)`.
 _INIT_STREAM, _FIXED_LATENTS_STREAM = 0, 2
+# Stream folded into a step's key for the augmentation of the real images. The z and label keys
+# are split from the step key itself, so they stay the same whether augmentation is on or off.
+_AUGMENT_STREAM = 1
 
 
 @struct.dataclass
@@ -72,6 +76,26 @@ def _schedules(config: ml_collections.ConfigDict, steps_per_epoch: int):
   return schedule_g, schedule_d
 
 
+def augment_real(
+    real: jax.Array, key: jax.Array, *, random_flip: bool, noise_max: float
+) -> jax.Array:
+  """Flips each image horizontally with probability 0.5 and adds N(0, std^2) noise to every pixel.
+
+  One std ~ U(0, noise_max) is drawn for the whole batch. Flips are skipped when `random_flip` is
+  False and noise when `noise_max` is 0; with both off, `real` is returned unchanged. The result is
+  not clipped to [-1, 1]. Each random draw covers the global batch, so the result does not depend
+  on how many devices share it.
+  """
+  flip_key, std_key, noise_key = jax.random.split(key, 3)
+  if random_flip:
+    flip = jax.random.bernoulli(flip_key, 0.5, (real.shape[0], 1, 1, 1))
+    real = jnp.where(flip, real[:, :, ::-1, :], real)
+  if noise_max > 0:
+    std = jax.random.uniform(std_key, (), minval=0.0, maxval=noise_max)
+    real = real + std * jax.random.normal(noise_key, real.shape, real.dtype)
+  return real
+
+
 def train_step(
     state: DCGANState,
     batch: dict[str, jax.Array],
@@ -86,14 +110,22 @@ def train_step(
   """Runs one DCGAN iteration: a D update, then a G update against the updated D.
 
   1. fakes = G(z) with G in training mode, z [B, latent_dim] fresh for this step.
-  2. D update on BCE(D(x), t) + BCE(D(fakes), 0), t ~ U(real_label_min, real_label_max) drawn
-     once per batch. D scores the real and the fake batch in two separate forward passes, so
-     BatchNorm normalises each with its own statistics. No gradient reaches G.
-  3. G update on BCE(D'(fakes), 1), where D' is the updated D scoring the same fakes.
+  2. D update on BCE(D(x'), t) + BCE(D(fakes), 0), t ~ U(real_label_min, real_label_max) drawn
+     once per batch, where x' is the real batch after `augment_real` (data.random_flip,
+     loss.real_noise_max). D scores the real and the fake batch in two separate forward passes,
+     so BatchNorm normalises each with its own statistics. No gradient reaches G.
+  3. G update on BCE(D'(fakes), 1), or the thresholded loss when g_threshold > 0, where D' is
+     the updated D scoring the same fakes.
+
+  Keys: step_key = fold_in(key, step), and (z_key, label_key) = split(step_key), as before the
+  augmentation options existed. The augmentation key is fold_in(step_key, 1), so it changes
+  neither z nor t, and with both options off it is not used.
 
   Args:
     state: the train state.
-    batch: {"image": float32 [B, s, s, 3] in [-1, 1]}.
+    batch: {"image": float32 [B, s, s, 3] in [-1, 1], "g_threshold": float32 scalar}. The
+      trainer adds "g_threshold" from `DCGANFamily.step_inputs`. Without it the step uses
+      config.loss.g_threshold as a constant, which compiles the step once per value.
     key: the run's training key; the step number is folded in here, so the randomness of a step
       depends only on the key and `state.step`.
 
@@ -104,7 +136,10 @@ def train_step(
   """
   step_key = jax.random.fold_in(key, state.step)
   z_key, label_key = jax.random.split(step_key)
-  real = batch["image"]
+  real = augment_real(
+      batch["image"], jax.random.fold_in(step_key, _AUGMENT_STREAM),
+      random_flip=config.data.random_flip, noise_max=config.loss.real_noise_max)
+  g_threshold = batch.get("g_threshold", jnp.float32(config.loss.g_threshold))
   z = sample_latents(
       z_key, real.shape[0], config.model.latent_dim, config.model.latent_distribution)
   real_target = jax.random.uniform(
@@ -132,7 +167,7 @@ def train_step(
 
   def g_loss_fn(fakes):
     logits, new_d_stats = _apply(state.d_graphdef, d_params, d_stats, fakes, train=True)
-    return losses.generator_loss(logits), (new_d_stats, logits)
+    return losses.thresholded_generator_loss(logits, g_threshold), (new_d_stats, logits)
 
   (g_loss, (d_stats, fake_logits_after)), fake_grads = jax.value_and_grad(
       g_loss_fn, has_aux=True)(fakes)
@@ -167,7 +202,14 @@ class DCGANFamily(families.Family):
     config_lib.check_number(config, "model.latent_dim", low=1, integer=True)
     config_lib.check_choice(config, "model.latent_distribution", ("normal", "uniform"))
     config_lib.check_number(config, "model.bn_epsilon", low=0, low_inclusive=False)
+    config_lib.check_choice(config, "model.init", ("glorot_normal", "truncated_normal"))
+
     size = config.data.image_size
+    if config.model.arch in dcgan_models.SIZE_MULTIPLE_16 and size % 16:
+      raise ConfigError(
+          f"Invalid config value data.image_size={size!r}: the {config.model.arch} architecture "
+          "doubles the size four times from size/16, so it needs a multiple of 16 (for example "
+          "32, 64 or 128). Pass --config.data.image_size=<size>.")
     if size % 8 or size < 8:
       raise ConfigError(
           f"Invalid config value data.image_size={size!r}: the {config.model.arch} architecture "
@@ -182,6 +224,13 @@ class DCGANFamily(families.Family):
           "maximum.")
     config_lib.check_choice(config, "loss.d_reduction", ("sum", "mean"))
 
+    config_lib.check_number(config, "loss.g_threshold", low=0, high=1)
+    config_lib.check_number(config, "loss.real_noise_max", low=0)
+    if not isinstance(config_lib.get(config, "data.random_flip"), bool):
+      raise ConfigError(
+          f"Invalid config value data.random_flip={config.data.random_flip!r}: must be True or "
+          "False. Change it in the config file or pass --config.data.random_flip=<value>.")
+
   def _optimizers(self, config, steps_per_epoch):
     schedule_g, schedule_d = _schedules(config, steps_per_epoch)
     tx_g = optim.make_optimizer(config.optim, schedule_g)
@@ -192,7 +241,7 @@ class DCGANFamily(families.Family):
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
     generator, discriminator = dcgan_models.build(
         config.model.arch, config.data.image_size, config.model.latent_dim,
-        config.model.bn_epsilon, config.model.width, key)
+        config.model.bn_epsilon, config.model.width, key, init=config.model.init)
     g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, nnx.BatchStat)
     d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, nnx.BatchStat)
     tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
@@ -206,6 +255,14 @@ class DCGANFamily(families.Family):
     return functools.partial(
         train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
         schedule_d=schedule_d)
+
+  def step_inputs(self, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+    """Returns {"g_threshold": float32 scalar} from config.loss.g_threshold.
+
+    The threshold travels in the batch, not in the state, so checkpoints keep their structure and
+    a resumed run takes the threshold of its current config.
+    """
+    return {"g_threshold": np.float32(config.loss.g_threshold)}
 
   def fixed_latents(self, config: ml_collections.ConfigDict, num: int) -> jax.Array:
     key = jax.random.fold_in(jax.random.key(config.seed), _FIXED_LATENTS_STREAM)

@@ -27,6 +27,24 @@ def glorot_normal() -> nnx.Initializer:
   return nnx.initializers.variance_scaling(1.0, "fan_avg", "normal")
 
 
+def truncated_normal(std: float = 0.02) -> nnx.Initializer:
+  """Returns N(0, std^2) redrawn beyond 2 std, as TensorFlow's `truncated_normal_initializer`.
+
+  The samples lie in (-2 std, 2 std) and their standard deviation is about 0.88 std.
+  """
+  return nnx.initializers.truncated_normal(stddev=std, lower=-2.0, upper=2.0)
+
+
+INITIALIZERS = {"glorot_normal": glorot_normal, "truncated_normal": truncated_normal}
+
+
+def make_initializer(name: str) -> nnx.Initializer:
+  """Returns the weight initializer named by the config key model.init."""
+  if name not in INITIALIZERS:
+    raise ValueError(f"unknown initializer {name!r}; known: {sorted(INITIALIZERS)}")
+  return INITIALIZERS[name]()
+
+
 def _conv(x: jax.Array, kernel: jax.Array, stride: int, padding: Sequence[tuple[int, int]]):
   # A convolution padded by more than "same" padding (total padding > kernel size - 1, as in w7's
   # 4x4, padding 2 block) gets its padding from an explicit `jnp.pad`. With the padding inside the
