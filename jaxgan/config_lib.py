@@ -42,6 +42,19 @@ def _fail(key: str, value: Any, allowed: str) -> ConfigError:
       f"--config.{key}=<value>.")
 
 
+def _describe_range(low, high, low_inclusive: bool, high_inclusive: bool) -> str:
+  """Returns "in [a, b)", ">= a" or "< b" for a range with one or two bounds."""
+  if low is not None and high is not None:
+    left = "[" if low_inclusive else "("
+    right = "]" if high_inclusive else ")"
+    return f"in {left}{low}, {high}{right}"
+  if low is not None:
+    operator = ">=" if low_inclusive else ">"
+    return f"{operator} {low}"
+  operator = "<=" if high_inclusive else "<"
+  return f"{operator} {high}"
+
+
 def check_number(
     config: ml_collections.ConfigDict,
     key: str,
@@ -61,14 +74,7 @@ def check_number(
   low_ok = low is None or (value >= low if low_inclusive else value > low)
   high_ok = high is None or (value <= high if high_inclusive else value < high)
   if not (low_ok and high_ok):
-    low_text = None if low is None else ("[" if low_inclusive else "(") + f"{low}"
-    high_text = None if high is None else f"{high}" + ("]" if high_inclusive else ")")
-    if low_text and high_text:
-      allowed = f"in {low_text}, {high_text}"
-    elif low_text:
-      allowed = (">= " if low_inclusive else "> ") + f"{low}"
-    else:
-      allowed = ("<= " if high_inclusive else "< ") + f"{high}"
+    allowed = _describe_range(low, high, low_inclusive, high_inclusive)
     raise _fail(key, value, f"must be {kind} {allowed}")
 
 

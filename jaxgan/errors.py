@@ -5,7 +5,7 @@ class JaxganError(Exception):
   """An error caused by the user's input: a config value, a data folder, an image file.
 
   `jaxgan.main` catches it, logs the message and exits with status 2. The message must name the
-  offending value and say what to do.
+  offending value and state the fix.
   """
 
 

@@ -1,8 +1,8 @@
 """Base config of the DCGAN family; every DCGAN experiment in configs/ starts from it.
 
-The values are those of the w7 baseline at 128x128 (batch 32, G lr 4e-4, D lr 4e-5, Adam betas
-(0.5, 0.999), BatchNorm epsilon 5e-5, 400 epochs), except the data source, which defaults to the
-built-in generated faces so that a config runs on a fresh install.
+The values are those of the w7 baseline at 128x128: batch 32, G lr 4e-4, D lr 4e-5, Adam betas
+(0.5, 0.999), BatchNorm epsilon 5e-5, 400 epochs. Only the data source differs: it defaults to the
+built-in generated faces, so that a config runs on a fresh install.
 """
 
 import ml_collections
@@ -20,8 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.family = "dcgan"
   # Generator/discriminator pair within the family; "w7" is the lab's 4x4-kernel DCGAN.
   config.model.arch = "w7"
-  # Channel width c: w7's G has 8c, 4c, 2c, c channels and its D c, 2c, 4c, 8c (64 in the lab's
-  # runs; smaller widths train faster on a CPU).
+  # Channel width c: w7's G has 8c, 4c, 2c, c channels and its D c, 2c, 4c, 8c. The lab's runs
+  # used 64, and smaller widths train faster on a CPU.
   config.model.width = 64
   # Length of the latent vector z.
   config.model.latent_dim = 100
@@ -68,8 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.prefetch_batches = 2
 
   config.loss = ml_collections.ConfigDict()
-  # The real target of D's loss is drawn once per batch from U(real_label_min, real_label_max)
-  # (one-sided label smoothing); fakes get target 0 in D's loss and 1 in G's loss.
+  # The real target of D's loss is drawn once per batch from U(real_label_min, real_label_max),
+  # which is one-sided label smoothing. Fakes get target 0 in D's loss and 1 in G's loss.
   config.loss.real_label_min = 0.9
   config.loss.real_label_max = 1.0
   # How D's real and fake BCE terms combine: "sum" or "mean" (half the sum).

@@ -1,7 +1,7 @@
 """The tf.data input pipeline: image source -> shuffled, batched, per-process shards.
 
-The order of images in an epoch depends only on (seed, epoch), so a resumed run sees exactly the
-batches it would have seen without the stop: it rebuilds the epoch's order and skips the batches
+The order of images in an epoch depends only on (seed, epoch), so a resumed run gets exactly the
+batches it would have got without the stop. It rebuilds the epoch's order and skips the batches
 it already trained on. Each global batch is the same set of images whatever the number of
 processes; process p receives columns [p * B/P, (p + 1) * B/P) of it.
 """
@@ -62,7 +62,7 @@ def epoch_order(seed: int, epoch: int, num_images: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Sharding:
-  """Which part of each global batch this process reads."""
+  """Position of this process among all processes, which selects its part of each global batch."""
 
   process_index: int = 0
   process_count: int = 1

@@ -12,7 +12,7 @@ def import_tensorflow():
     tf.config.set_visible_devices([], "TPU")
   except (RuntimeError, ValueError):
     # RuntimeError: TensorFlow was already initialized, so its device list can no longer change.
-    # ValueError: this TensorFlow build knows no TPU device type.
+    # ValueError: this TensorFlow build has no TPU device type.
     if tf.config.get_visible_devices("GPU"):
       logging.warning(
           "TensorFlow was initialized before jaxgan could hide the GPUs from it, so it may "

@@ -22,7 +22,7 @@ TrainStep = Callable[[Any, dict[str, jax.Array], jax.Array], tuple[Any, dict[str
 
 
 class Family(abc.ABC):
-  """What the trainer needs from a model family."""
+  """Interface between the shared trainer and one model family."""
 
   @abc.abstractmethod
   def validate(self, config: ml_collections.ConfigDict) -> None:
