@@ -1,0 +1,1 @@
+"""Sample-quality measures shared by the training monitors and the evaluation tools."""
