@@ -53,3 +53,13 @@ def thresholded_generator_loss(fake_logits: jax.Array, threshold: jax.Array) -> 
   thresholded_targets = jnp.where(ranks < num_low, 0.5, 0.95)
   targets = jnp.where(threshold > 0, thresholded_targets, 1.0).astype(fake_logits.dtype)
   return bce(fake_logits, targets)
+
+
+def hinge_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Hinge loss of D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))."""
+  return jax.nn.relu(1.0 - real_logits).mean() + jax.nn.relu(1.0 + fake_logits).mean()
+
+
+def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
+  """Hinge loss of G: -mean(D(G(z)))."""
+  return -fake_logits.mean()

@@ -43,3 +43,17 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
       name: jax.make_array_from_process_local_data(sharding, value)
       for name, value in local_batch.items()
   }
+
+
+def shard_batch_like(x: jax.Array, reference: jax.Array) -> jax.Array:
+  """Inside a jitted step, shards x's first axis as `reference`'s first axis (the batch axis).
+
+  Arrays drawn inside a step, such as latents or per-image random parameters, are otherwise
+  replicated. The mesh's "data" axis is explicit, so jax then rejects vmapping them together with
+  the sharded batch, and concatenating them with it. Outside a mesh, x is returned as it is.
+  """
+  sharding = jax.typeof(reference).sharding
+  if not sharding.mesh.axis_names:
+    return x
+  spec = PartitionSpec(sharding.spec[0], *([None] * (x.ndim - 1)))
+  return jax.sharding.reshard(x, NamedSharding(sharding.mesh, spec))

@@ -3,6 +3,7 @@
 Workdir layout (only process 0 writes files other than checkpoints):
   checkpoints/<step>/     Orbax checkpoints, the newest train.keep_checkpoints kept
   samples/epoch_NNNN.png  5x5 grid from the same 25 fixed latents, every sample_every_epochs
+  samples/epoch_NNNN.json how the grid was drawn, for families with a `sample_info`
   plots/losses.png        per-epoch mean losses, redrawn every epoch
   plots/scores.png        per-epoch mean D(x) and D(G(z))
   summary.json            wall time per epoch and in total, last epoch's metric means
@@ -132,10 +133,11 @@ class _Outputs:
   """Files that process 0 writes: sample grids, curves, summary."""
 
   def __init__(self, workdir: str, writer: metric_writers.MetricWriter,
-               grid_shape: tuple[int, int]):
+               grid_shape: tuple[int, int], sample_info: dict[str, Any]):
     self.workdir = workdir
     self.writer = writer
     self.grid_shape = grid_shape
+    self.sample_info = sample_info
     self.is_writer = jax.process_index() == 0
 
   def write_samples(self, epoch: int, step: int, images: np.ndarray) -> None:
@@ -144,6 +146,9 @@ class _Outputs:
     if self.is_writer:
       path = os.path.join(self.workdir, "samples", f"epoch_{epoch:04d}.png")
       plots.save_png(grid, path)
+      if self.sample_info:
+        _write_json(os.path.splitext(path)[0] + ".json",
+                    {"epoch": epoch, "step": step, **self.sample_info})
 
   def write_curves(self, history: dict[str, list[float]]) -> None:
     if self.is_writer:
@@ -266,7 +271,8 @@ class Trainer:
     if not self.resumed:
       self.writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                  for k, v in _flatten(self.config).items()})
-    self.outputs = _Outputs(self.workdir, self.writer, self.family.grid_shape(self.config))
+    self.outputs = _Outputs(self.workdir, self.writer, self.family.grid_shape(self.config),
+                            self.family.sample_info(self.config))
 
   def _compile(self) -> None:
     """Jits the train step with explicit shardings, accumulating metrics in CLU collections."""

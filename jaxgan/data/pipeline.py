@@ -77,11 +77,13 @@ def make_epoch_dataset(
     start_batch: int = 0,
     sharding: Sharding = Sharding(),
     prefetch_batches: int = 2,
+    labels: np.ndarray | None = None,
 ):
   """Returns a tf.data.Dataset of this process's part of every batch of `epoch` from `start_batch`.
 
-  Elements are {"image": float32 [B / process_count, size, size, 3] in [-1, 1]}. The last
-  incomplete batch of the epoch is dropped.
+  Elements are {"image": float32 [B / process_count, size, size, 3] in [-1, 1]}, plus
+  "label": int32 [B / process_count] when `labels` (int [num_images], the label of each image of
+  the source) is given. The last incomplete batch of the epoch is dropped.
   """
   tf = tf_setup.import_tensorflow()
   if global_batch_size % sharding.process_count:
@@ -100,10 +102,18 @@ def make_epoch_dataset(
   def read(indices: np.ndarray) -> np.ndarray:
     return source.read(indices)
 
+  if labels is not None:
+    labels = np.asarray(labels, np.int32)
+    if labels.shape != (source.num_images,):
+      raise ValueError(f"expected {source.num_images} labels, got shape {labels.shape}")
+
   def load(indices):
     images = tf.numpy_function(read, [indices], tf.uint8, stateful=False)
     images = tf.ensure_shape(images, [local_batch_size, size, size, 3])
-    return {"image": tf.cast(images, tf.float32) / 127.5 - 1.0}
+    element = {"image": tf.cast(images, tf.float32) / 127.5 - 1.0}
+    if labels is not None:
+      element["label"] = tf.gather(tf.constant(labels), indices)
+    return element
 
   dataset = tf.data.Dataset.from_tensor_slices(index_batches.astype(np.int64))
   dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -109,6 +109,15 @@ class Family(abc.ABC):
   def generate(self, state: Any, latents: Any) -> jax.Array:
     """Maps `fixed_latents` to images in [-1, 1] with the networks in inference mode (jit-able)."""
 
+  def sample_info(self, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Returns JSON-compatible facts about how the sample grids are drawn, such as which weights.
+
+    The trainer saves them next to every grid, as samples/epoch_NNNN.json; an empty dict (the
+    default) saves nothing.
+    """
+    del config
+    return {}
+
 
 def available() -> list[str]:
   """Returns the names of the family modules in this package."""
