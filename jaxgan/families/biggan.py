@@ -87,7 +87,8 @@ def orthogonal_regularization(params: nnx.State) -> jax.Array:
   """
   total = jnp.zeros((), jnp.float32)
   for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-    if getattr(path[-1], "key", None) != "kernel" and "kernel" not in str(path[-1]):
+    names = [getattr(entry, "key", getattr(entry, "name", None)) for entry in path]
+    if "kernel" not in names:
       continue
     matrix = leaf.reshape(-1, leaf.shape[-1])
     gram = matrix.T @ matrix
