@@ -1,6 +1,6 @@
 """DiffAugment (Zhao et al., 2020, "Differentiable Augmentation for Data-Efficient GAN Training").
 
-D sees every image, real or fake, through the same random, differentiable augmentation, so it
+D receives every image, real or fake, after the same random, differentiable augmentation, so it
 cannot memorise a small training set, and G's gradient passes through the augmentation. Images
 are NHWC in [-1, 1], and every op keeps them in that range. Each image gets its own random
 parameters, drawn for the whole (global) batch from one key, so the result does not depend on

@@ -2,9 +2,9 @@
 
 The data, optim and train sections and their comments come from the DCGAN base config
 (jaxgan/base_configs/dcgan.py). This file replaces the model and loss sections, adds the sample
-section, and sets the training values of BigGAN (Brock et al., 2019): hinge loss, 2 D steps per
-G step, G lr 1e-4, D lr 4e-4, Adam betas (0, 0.999), orthogonal regularisation 1e-4 and an EMA
-of G's weights. Defaults describe an unconditional 64x64 model on the built-in generated faces.
+section. It sets the training values of BigGAN (Brock et al., 2019): hinge loss, 2 D steps per
+G step, G lr 1e-4, D lr 4e-4 and Adam betas (0, 0.999). Orthogonal regularisation (1e-4) and an
+EMA of G's weights are on. Defaults describe an unconditional 64x64 model on the built-in generated faces.
 """
 
 import ml_collections

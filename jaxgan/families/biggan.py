@@ -39,7 +39,7 @@ _STATS = (nnx.BatchStat, biggan_models.SpectralVector)
 class BigGANState:
   """Everything a BigGAN run needs to continue.
 
-  `g_stats` holds G's BatchNorm running statistics and spectral-norm vectors, `d_stats` D's
+  `g_stats` contains G's BatchNorm running statistics and spectral-norm vectors, `d_stats` D's
   spectral-norm vectors. `ema_params` is the moving average of `g_params`.
   """
 
@@ -135,7 +135,7 @@ def truncated_normal(key: jax.Array, shape: tuple[int, ...], threshold: float) -
 
 
 def _split_for_d_steps(x: jax.Array, d_steps: int) -> jax.Array:
-  """Reshapes [B, ...] to [d_steps, B / d_steps, ...]; part i holds rows i, i + d_steps, ...
+  """Reshapes [B, ...] to [d_steps, B / d_steps, ...]; part i contains rows i, i + d_steps, ...
 
   Taking every d_steps-th row, not contiguous blocks, keeps each device's rows on that device
   when the batch axis is sharded and B / d_steps is a multiple of the device count.
@@ -157,11 +157,12 @@ def train_step(
   """Runs one BigGAN iteration: loss.d_steps D updates, then one G update, then the EMA.
 
   With n = loss.d_steps and b = B / n:
-  1. The batch is split into n parts of b images (`_split_for_d_steps`). D update i (a
-     `lax.scan` over the parts) draws z [b, latent_dim] and uniform fake labels, makes b fakes
-     with G in training mode (BatchNorm on the fake batch's statistics, running statistics and
-     SN vectors updated, no gradient to G), and minimises the hinge loss on DiffAugment(real
-     part i) and DiffAugment(fakes). D scores reals and fakes in one forward pass.
+  1. The batch is split into n parts of b images (`_split_for_d_steps`). D update i, a
+     `lax.scan` over the parts, draws z [b, latent_dim] and uniform fake labels and makes b
+     fakes with G in training mode. So G's BatchNorm uses the fake batch's statistics and
+     updates its running statistics and SN vectors, but no gradient reaches G. D then
+     minimises the hinge loss on DiffAugment(real part i) and DiffAugment(fakes), scoring
+     reals and fakes in one forward pass.
   2. The G update draws fresh z and labels for b fakes and minimises the hinge loss
      -mean(D(DiffAugment(G(z)))) + loss.orthogonal_weight * orthogonal_regularization, against
      the D of the last update.
