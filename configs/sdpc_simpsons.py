@@ -22,9 +22,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config = sdpc.get_config()
   config.data.source = "folder"
   config.data.exclude_known_non_faces = True
-  # The face-photo lambda_2 = 1.6 assumes whitened, contrast-normalised inputs. On these faces in
-  # [-1, 1], at 32x32 with fresh dictionaries, it left every layer-2 code at 0, and 0.1 made 12%
-  # of them active (layer 1 at 0.3: 18%).
+  # The face-photo setting's lambda_2 = 1.6 does not carry over to these faces in [-1, 1]: at
+  # 32x32 with fresh dictionaries it left every layer-2 code at 0, and 0.1 made 12% of them
+  # active (layer 1 at 0.3: 18%). Not measured at 64x64.
   config.model.lambdas = (0.3, 0.1)
 
   if preset == "32":
