@@ -25,7 +25,7 @@ _COLUMNS = flags.DEFINE_integer("columns", 8, "Images per row.")
 _OUT = flags.DEFINE_string("out", None, "Output PNG path; the JSON record goes next to it.")
 
 
-def _load_config(workdir: str):
+def _load_config(workdir: str, weights: str, truncation: float, columns: int):
   import ml_collections  # pylint: disable=g-import-not-at-top
 
   from jaxgan.errors import ConfigError  # pylint: disable=g-import-not-at-top
@@ -38,14 +38,18 @@ def _load_config(workdir: str):
   if config.model.family != "biggan":
     raise ConfigError(f"The run in {workdir} is a {config.model.family!r} run, not a BigGAN-lite "
                       "one; pass the --workdir of a BigGAN-lite run.")
-  config.sample.weights = _WEIGHTS.value
-  config.sample.truncation = _TRUNCATION.value
-  config.sample.grid_columns = _COLUMNS.value
+  config.sample.weights = weights
+  config.sample.truncation = truncation
+  config.sample.grid_columns = columns
   return config
 
 
-def sample(workdir: str, out: str) -> dict:
-  """Writes the grid to `out` and its record to `out` with .json; returns the record."""
+def sample(workdir: str, out: str, *, weights: str = "ema", truncation: float = 0.0,
+           columns: int = 8) -> dict:
+  """Writes the grid to `out` and its record to `out` with .json; returns the record.
+
+  `weights` ("ema" or "raw"), `truncation` and `columns` replace the run's sample.* values.
+  """
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
@@ -55,7 +59,7 @@ def sample(workdir: str, out: str) -> dict:
   from jaxgan.evaluation import diversity  # pylint: disable=g-import-not-at-top
   from jaxgan.families import biggan  # pylint: disable=g-import-not-at-top
 
-  config = _load_config(workdir)
+  config = _load_config(workdir, weights, truncation, columns)
   family = biggan.FAMILY
   family.validate(config)
   checkpointer = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints)
@@ -95,7 +99,8 @@ def main(argv: list[str]) -> None:
   from jaxgan.errors import JaxganError  # pylint: disable=g-import-not-at-top
 
   try:
-    record = sample(_WORKDIR.value, _OUT.value)
+    record = sample(_WORKDIR.value, _OUT.value, weights=_WEIGHTS.value,
+                    truncation=_TRUNCATION.value, columns=_COLUMNS.value)
   except JaxganError as error:
     logging.error("%s", error)
     sys.exit(2)
