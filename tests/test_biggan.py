@@ -261,7 +261,7 @@ def test_labels_follow_images_through_pipeline_shards():
       assert batch["label"].dtype == np.int32
 
 
-def test_class_folders_give_sorted_labels_and_skip_broken_files(tmp_path):
+def test_class_folder_source_labels(tmp_path):
   write_class_folders(tmp_path, per_class=2)
   (tmp_path / "kiwi" / "broken.png").write_bytes(b"not a png")
   source = labeled.make_source(tmp_path, 8, min_images=4, num_threads=1)
