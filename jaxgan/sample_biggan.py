@@ -16,13 +16,19 @@ from absl import app
 from absl import flags
 from absl import logging
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a BigGAN-lite run (with config.json).")
-_WEIGHTS = flags.DEFINE_enum("weights", "ema", ["ema", "raw"],
-                             "Generator weights: the moving average (ema) or the trained ones.")
-_TRUNCATION = flags.DEFINE_float(
-    "truncation", 0.0, "Redraw latent values with |z| above this until none is (0 = off).")
-_COLUMNS = flags.DEFINE_integer("columns", 8, "Images per row.")
-_OUT = flags.DEFINE_string("out", None, "Output PNG path; the JSON record goes next to it.")
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """Defines the command-line flags; only when run as a program, so that importing this module
+  next to jaxgan.main (which also defines --workdir) works."""
+  flags.DEFINE_string("workdir", None, "Workdir of a BigGAN-lite run (with config.json).")
+  flags.DEFINE_enum("weights", "ema", ["ema", "raw"],
+                    "Generator weights: the moving average (ema) or the trained ones.")
+  flags.DEFINE_float(
+      "truncation", 0.0, "Redraw latent values with |z| above this until none is (0 = off).")
+  flags.DEFINE_integer("columns", 8, "Images per row.")
+  flags.DEFINE_string("out", None, "Output PNG path; the JSON record goes next to it.")
 
 
 def _load_config(workdir: str, weights: str, truncation: float, columns: int):
@@ -93,14 +99,14 @@ def sample(workdir: str, out: str, *, weights: str = "ema", truncation: float = 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  if not _WORKDIR.value or not _OUT.value:
+  if not FLAGS.workdir or not FLAGS.out:
     sys.stderr.write("Error: --workdir and --out are required.\n")
     sys.exit(2)
   from jaxgan.errors import JaxganError  # pylint: disable=g-import-not-at-top
 
   try:
-    record = sample(_WORKDIR.value, _OUT.value, weights=_WEIGHTS.value,
-                    truncation=_TRUNCATION.value, columns=_COLUMNS.value)
+    record = sample(FLAGS.workdir, FLAGS.out, weights=FLAGS.weights,
+                    truncation=FLAGS.truncation, columns=FLAGS.columns)
   except JaxganError as error:
     logging.error("%s", error)
     sys.exit(2)
@@ -108,4 +114,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
