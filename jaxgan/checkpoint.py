@@ -85,7 +85,8 @@ class Checkpointer:
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self.retention = RetentionPolicy(ring=ring, keep=keep)
     if read_only:
-      options = ocp.CheckpointManagerOptions(read_only=True, enable_async_checkpointing=False)
+      options = ocp.CheckpointManagerOptions(
+          read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False)
     else:
       options = ocp.CheckpointManagerOptions(
           preservation_policy=self.retention, create=True, enable_async_checkpointing=False)
