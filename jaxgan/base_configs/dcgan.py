@@ -130,9 +130,9 @@ def get_config() -> ml_collections.ConfigDict:
   # A spike is a value more than spike_threshold robust standard deviations (1.4826 x MAD) away
   # from the median of the previous spike_window values of its curve (d_loss, g_loss, d_real,
   # d_fake). It is tested on per-epoch means and on means over window_steps steps.
-  config.monitor.spike_threshold = 5.0
+  config.monitor.spike_threshold = 6.0
   # Number of previous values (epochs, or step windows) that the median and MAD are taken over.
-  config.monitor.spike_window = 20
+  config.monitor.spike_window = 30
   # No spike is flagged before a curve has this many previous values (at most spike_window).
   config.monitor.spike_min_history = 10
   # Lower bound of the robust standard deviation, as a fraction of |median|, so that a curve that
