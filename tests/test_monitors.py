@@ -185,3 +185,36 @@ def test_invalid_monitor_config_rejected(key, value, match):
   config[section][name] = value
   with pytest.raises(ConfigError, match=match):
     config_lib.validate_common(config)
+
+
+def test_training_run_events_and_pins(spiky_run):
+  # See the spiky_run fixture: 4 steps per epoch, events at epochs 1 and 3, ring of 1.
+  lines = (spiky_run / "events.jsonl").read_text().splitlines()
+  events = [json.loads(line) for line in lines]
+  collapse = [e for e in events if e["kind"] == "collapse"]
+  spikes = [e for e in events if e["kind"] == "spike"]
+
+  assert [(e["epoch"], e["step"], e["pinned_steps"]) for e in collapse] == [(1, 4, [])]
+  assert sorted((e["scale"], e["curve"]) for e in spikes) == sorted(
+      (scale, curve) for scale in ("epoch", "steps") for curve in monitors.SPIKE_CURVES)
+  for event in spikes:
+    assert (event["epoch"], event["step"], event["pinned_steps"]) == (3, 12, [8])
+    assert abs(event["magnitude"]) > 1e-9
+
+  # Step 8 survives because it is pinned, 16 is the newest; 4 and 12 left the ring unpinned.
+  checkpointer = checkpoint.Checkpointer(spiky_run, keep=1, read_only=True)
+  assert checkpointer.all_steps() == [8, 16]
+  assert checkpointer.restore_meta(16).pinned_steps == [8]
+  checkpointer.close()
+
+
+def test_training_run_tensorboard_monitor_tags(spiky_run):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+
+  events = event_accumulator.EventAccumulator(str(spiky_run), size_guidance={"tensors": 0})
+  events.Reload()
+  tags = set(events.Tags()["tensors"])
+  assert "monitor/spike_magnitude/d_loss" in tags
+  assert "monitor/step_spike_magnitude/g_loss" in tags
+  assert "monitor/events" in tags
+  assert len(events.Tensors("monitor/diversity_ratio")) == 4
