@@ -45,7 +45,7 @@ class AnalysisError(JaxganError):
 
 @dataclasses.dataclass
 class RunRecord:
-  """What the analysis reads from a workdir."""
+  """Events, per-epoch history and sample grids of one workdir, as the analysis reads them."""
 
   workdir: str
   history: dict[str, list[float]]  # per-epoch means from the newest checkpoint, or {}

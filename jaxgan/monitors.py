@@ -1,8 +1,8 @@
 """Training monitors: robust loss-spike detection and a mode-collapse check on the sample grid.
 
-A spike is a value far from the recent past of its curve: the deviation from the median of the
-previous `window` values, in units of their median absolute deviation (MAD) times 1.4826, which
-estimates a standard deviation for normal noise. Median and MAD ignore earlier spikes, and a slow
+A spike is a value far from the recent past of its curve. Its deviation is measured from the median
+of the previous `window` values, in units of their median absolute deviation (MAD) times 1.4826.
+That scaled MAD estimates the standard deviation of normal noise. Median and MAD ignore earlier spikes, and a slow
 trend moves the median along, so neither causes an alarm.
 
 The mode-collapse check compares the diversity of the fixed-latent sample grid with the same
@@ -121,7 +121,7 @@ def detector_from_config(config: ml_collections.ConfigDict,
 
 @dataclasses.dataclass
 class Event:
-  """One monitor event; `to_json` gives the line written to events.jsonl."""
+  """A monitor event; `to_json` returns its line of events.jsonl."""
 
   kind: str
   epoch: int
@@ -159,7 +159,7 @@ def append_events(workdir: str, events: Sequence[Event]) -> None:
 
 
 def read_events(path: str) -> list[Event]:
-  """Reads events.jsonl, skipping a last line cut short by a crash."""
+  """Reads events.jsonl, skipping lines that are not events, such as one cut short by a crash."""
   events = []
   with open(path) as f:
     for line in f:

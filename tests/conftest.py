@@ -14,7 +14,7 @@ def spiky_run(tmp_path_factory) -> Path:
 
   The first start trains 3 epochs with a near-zero spike threshold, so every curve is flagged at
   epoch 3 (the first epoch with 2 previous values), at the epoch and at the 4-step scale. The
-  collapse ratio of 10 flags a collapse at epoch 1. The ring holds 1 checkpoint and 1 regular
+  collapse ratio of 10 flags a collapse at epoch 1. The ring contains 1 checkpoint and 1 regular
   checkpoint is kept, so the epoch-3 events pin step 8 and step 4 is deleted. The second start
   resumes for a 4th epoch with a threshold that nothing reaches.
   """
