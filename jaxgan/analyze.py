@@ -35,8 +35,10 @@ from jaxgan.errors import JaxganError
 
 _SAMPLE_PATTERN = re.compile(r"epoch_(\d+)\.png$")
 _LABEL_HEIGHT = 14
-_LOSS_CURVES = ("d_loss", "g_loss")
-_SCORE_CURVES = ("d_real", "d_fake")
+_GAP = 6  # white pixels between the grids of a strip
+# (file name, title, y label, curves) of the redrawn curve plots.
+_CURVE_PLOTS = (("curves_losses.png", "Losses", "loss", ("d_loss", "g_loss")),
+                ("curves_scores.png", "Discriminator scores", "mean score", ("d_real", "d_fake")))
 
 
 class AnalysisError(JaxganError):
@@ -215,18 +217,14 @@ def write_strip(run: RunRecord, event: monitors.Event, path: str) -> None:
   images = []
   for name, epoch in panels:
     if epoch is None:
-      grid = np.full(shape, 200, dtype=np.uint8)
-      label = f"{name}: no grid"
+      panel = _labelled(np.full(shape, 200, dtype=np.uint8), f"{name}: no grid")
     else:
-      grid = _read_grid(run.samples[epoch])
-      label = f"{name}: epoch {epoch}"
-    gap = np.full((shape[0], 6, 3), 255, dtype=np.uint8)
-    images += [grid, gap]
+      panel = _labelled(_read_grid(run.samples[epoch]), f"{name}: epoch {epoch}")
+    images += [panel, np.full((panel.shape[0], _GAP, 3), 255, dtype=np.uint8)]
   strip = np.concatenate(images[:-1], axis=1)
   title = (f"{event.curve} {event.kind} at epoch {event.epoch} ({event.scale} scale, "
-           f"{event.magnitude:+.1f})")
-  labels = "   |   ".join(f"{n}: {e if e is not None else '-'}" for n, e in panels)
-  plots.save_png(_labelled(_labelled(strip, labels), title), path)
+           f"{event.magnitude:+.1f} MADs)")
+  plots.save_png(_labelled(strip, title), path)
 
 
 def write_epoch_gif(samples: dict[int, str], first: int, last: int, path: str,
@@ -250,19 +248,23 @@ def write_marked_curves(history: dict[str, list[float]], events: Sequence[monito
   """Redraws the loss and score curves with a labelled line at each event's epoch."""
   labels: dict[int, list[str]] = {}
   for event in events:
-    text = "collapse" if event.kind == "collapse" else f"{event.curve} {event.magnitude:+.1f}"
+    if event.kind == "collapse":
+      text = "collapse"
+    else:
+      scale = " (steps)" if event.scale == "steps" else ""
+      text = f"{event.curve}{scale} {event.magnitude:+.1f}"
     labels.setdefault(event.epoch, []).append(text)
   markers = [(float(epoch), f"e{epoch}: " + ", ".join(texts))
              for epoch, texts in sorted(labels.items())]
   epochs = history.get("epoch", [])
   written = []
-  for name, curves in (("losses", _LOSS_CURVES), ("scores", _SCORE_CURVES)):
+  for file_name, title, ylabel, curves in _CURVE_PLOTS:
     series = {c: (epochs, history[c]) for c in curves if c in history}
     if not series:
       continue
-    path = os.path.join(out, f"curves_{name}.png")
-    plots.plot_curves(series, path, title=f"{name.capitalize()} with monitor events",
-                      ylabel=name[:-1], markers=markers)
+    path = os.path.join(out, file_name)
+    plots.plot_curves(series, path, title=f"{title} with monitor events", ylabel=ylabel,
+                      markers=markers)
     written.append(path)
   return written
 

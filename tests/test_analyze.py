@@ -37,7 +37,7 @@ def test_analyze_writes_strips_gifs_curves(spiky_run, tmp_path, capsys):
   with Image.open(out / "spike_e0003_d_loss_epoch.gif") as gif:
     assert gif.n_frames == 3  # epochs 2 to 4
   grid_width = Image.open(spiky_run / "samples" / "epoch_0001.png").width
-  assert Image.open(out / "spike_e0003_d_loss_epoch.png").width == 4 * grid_width + 3 * 6
+  assert Image.open(out / "spike_e0003_d_loss_epoch.png").width == 4 * grid_width + 3 * analyze._GAP
   assert sorted(os.listdir(spiky_run)) == before
 
 
