@@ -225,17 +225,21 @@ class Monitors:
   """The spike detectors of every curve at both scales, and the collapse monitor.
 
   `state()` returns what the checkpoint Meta stores, so a resumed run continues the same windows.
+  A config without a monitor section (a family whose base config has none) gets no monitors.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, state: dict[str, Any],
                real_images: np.ndarray | None):
     saved_epoch = state.get("epoch", {})
     saved_steps = state.get("steps", {})
+    curves = SPIKE_CURVES if "monitor" in config else ()
     self.epoch_detectors = {
-        curve: detector_from_config(config, saved_epoch.get(curve, ())) for curve in SPIKE_CURVES}
+        curve: detector_from_config(config, saved_epoch.get(curve, ())) for curve in curves}
     self.step_detectors = {
-        curve: detector_from_config(config, saved_steps.get(curve, ())) for curve in SPIKE_CURVES}
+        curve: detector_from_config(config, saved_steps.get(curve, ())) for curve in curves}
     self.collapse = None
+    if "monitor" not in config:
+      return
     if real_images is not None and config.monitor.collapse_ratio > 0:
       self.collapse = CollapseMonitor(real_images, config.monitor.collapse_ratio,
                                       bool(state.get("collapsed", False)))

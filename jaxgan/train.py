@@ -266,8 +266,8 @@ class Trainer:
 
   def _real_reference(self) -> np.ndarray | None:
     """Returns the fixed real images, in [-1, 1], that the collapse monitor compares with."""
-    monitor = self.config.monitor
-    if monitor.collapse_ratio <= 0:
+    monitor = self.config.get("monitor")
+    if monitor is None or monitor.collapse_ratio <= 0:
       return None
     if not isinstance(self.source, source_lib.ImageSource):
       logging.warning("The mode-collapse monitor is off: it needs an image source with read(), "
@@ -337,7 +337,7 @@ class Trainer:
         logging.info("Removed %d monitor event(s) after step %d from %s; the resumed run detects "
                      "them again.", removed, self.step, monitors.EVENTS_FILE)
     logging.info("Training %s/%s from epoch %d of %d: %d steps per epoch, global batch %d, %d "
-                 "device(s).", config.model.family, config.model.arch, meta.epoch + 1,
+                 "device(s).", config.model.family, config.model.get("arch", "-"), meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
                  jax.device_count())
     self.display = progress.Progress(
@@ -383,7 +383,7 @@ class Trainer:
     # Step windows end at global steps divisible by monitor.window_steps. The partial window
     # before a resume is not saved, so the first window after it is shorter and is skipped.
     monitor_window = self._empty_metrics()
-    window_steps = config.monitor.window_steps
+    window_steps = config.monitor.window_steps if "monitor" in config else 0
     batches = self.family.epoch_batches(
         self.source, config, epoch=meta.epoch, start_batch=meta.batch_in_epoch,
         sharding=self.data_sharding)
