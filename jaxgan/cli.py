@@ -41,11 +41,12 @@ class ArgumentParser(argparse.ArgumentParser):
     exit_with_error(f"{message}. Run {self.prog} --help for usage.")
 
 
-def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser) -> None:
-  """Parses sys.argv with `parser` and calls main(args) under absl; a JaxganError exits with 2."""
+def run(main: Callable[[argparse.Namespace], None],
+        parse_arguments: Callable[[list[str]], argparse.Namespace]) -> None:
+  """Calls main(parse_arguments(sys.argv[1:])) under absl; a JaxganError exits with status 2."""
 
   def parse(argv: list[str]) -> argparse.Namespace:
-    arguments = parser.parse_args(argv[1:])
+    arguments = parse_arguments(argv[1:])
     flags.FLAGS([argv[0]])  # absl's own flags keep their defaults.
     return arguments
 

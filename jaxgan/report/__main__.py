@@ -51,4 +51,4 @@ def main(arguments: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-  cli.run(main, make_parser())
+  cli.run(main, make_parser().parse_args)
