@@ -240,9 +240,6 @@ def make_points(
     ConfigError: for an unknown key, a value that does not parse, or a point whose config the
       model family rejects, before anything runs.
   """
-  # Imported here: the family modules import JAX, which --help does not need.
-  from jaxgan import families  # pylint: disable=g-import-not-at-top
-
   if not set_arguments:
     raise ConfigError("Nothing to sweep: pass at least one --set KEY=VALUE[,VALUE...].")
   sets = [parse_set(argument, base) for argument in set_arguments]
@@ -254,6 +251,9 @@ def make_points(
         "--config.<key>=<value>. Give each key one way.")
 
   value_dicts = grid(sets, zip_values)
+  # Imported after the cheap checks: the family modules import JAX.
+  from jaxgan import families  # pylint: disable=g-import-not-at-top
+
   points = []
   for values, name in zip(value_dicts, point_names(value_dicts)):
     config = ml_collections.ConfigDict(base.to_dict())
