@@ -7,8 +7,8 @@
 The grid is the product of the --set value lists (6 points above), or with --zip their pairing
 (all lists of one length). Each point trains in root/<name>, with a name built from its values,
 such as lr_d-4e-05__g_threshold-0.25, and logs to root/logs/<name>.log. A point whose summary.json
-has all its planned epochs done is skipped; any other point runs the usual jaxgan.main command, which
-resumes from its newest checkpoint. The sweep ends with `python -m jaxgan.report` over every point
+has all its planned epochs done is skipped. Any other point runs the usual jaxgan.main command,
+which resumes from its newest checkpoint. The sweep ends with `python -m jaxgan.report` over every point
 that has started, written to root/report/.
 
 Values are parsed with the types of the config's fields, and every point's config is validated
@@ -53,7 +53,7 @@ from jaxgan import cli
 from jaxgan import config_lib
 from jaxgan.errors import ConfigError
 
-# Longest point name; longer ones are cut and end with a hash of the full values.
+# Maximum length of a point name. Longer names are cut and end with a hash of the full values.
 MAX_NAME_LENGTH = 120
 _TRUE_TEXTS = ("true", "1", "yes")
 _FALSE_TEXTS = ("false", "0", "no")

@@ -57,7 +57,8 @@ def render(page: pathlib.Path, screenshot: pathlib.Path, timeout_s: float = 60) 
                    f"--window-size={_WINDOW_WIDTH},1000", "--no-first-run"):
     options.add_argument(argument)
   options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-  # With the driver path given, Selenium Manager is not run, so nothing is downloaded.
+  # With the driver path given, Selenium Manager is not run (selenium 4.51, driver_finder.py), so
+  # nothing is downloaded.
   driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
   try:
     driver.set_page_load_timeout(timeout_s)

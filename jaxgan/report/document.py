@@ -42,7 +42,7 @@ class BulletList:
   items: list[str]
 
 
-# A table cell: text, an image, or both (an image with text under it).
+# A table cell: text, or an image (with its caption under it).
 Cell = str | Image
 
 

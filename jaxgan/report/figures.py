@@ -27,7 +27,7 @@ GIF_FRAME_MS = 250
 
 
 def run_colors(count: int) -> list[tuple[float, ...]]:
-  """One colour per run, the same in every figure of a report."""
+  """Returns one colour per run, the same in every figure of a report."""
   palette = colormaps["tab10"] if count <= 10 else colormaps["tab20"]
   return [palette(index % palette.N) for index in range(count)]
 
@@ -42,7 +42,7 @@ def plot_overlay(
 
   Events of a run (spikes and collapses from its events.jsonl) are marked on each of its lines
   at the event's epoch, whichever curve the event was detected on, so that all panels show when
-  it happened; the events table says on which curve.
+  it happened. The events table names the curve.
   """
   figure = Figure(figsize=(_PANEL_INCHES[0] * len(panels), _PANEL_INCHES[1]), dpi=_DPI,
                   layout="constrained")

@@ -32,7 +32,7 @@ class Run:
 
   Attributes:
     path: the workdir, absolute.
-    label: a short name that tells the runs of one report apart (see `assign_labels`).
+    label: a short name that distinguishes the runs of one report (see `assign_labels`).
     config: the nested config of config.json.
     summary: summary.json, or None before the first epoch ends.
     history: per-epoch means {"epoch": [1, 2, ...], "d_loss": [...], ...}, possibly empty.
@@ -220,7 +220,7 @@ def _read_events(path: pathlib.Path, gaps: list[str]) -> list[dict[str, Any]] | 
   """Returns the spike and collapse records of events.jsonl, or None when the file is absent.
 
   Lines that are not JSON objects with a known kind and an epoch are skipped and counted in
-  `gaps`; the last line may be half-written while the run appends to it.
+  `gaps`. The last line may be half-written while the run appends to it.
   """
   file = path / "events.jsonl"
   try:
