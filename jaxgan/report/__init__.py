@@ -314,15 +314,9 @@ def _gifs_section(runs: Sequence[Run], out_dir: pathlib.Path) -> list[doc.Block]
   blocks: list[doc.Block] = [doc.Heading("GIFs")]
   for run in runs:
     blocks.append(doc.Heading(run.label, level=3))
-    analysis_gifs = [p for p in run.analysis_files if p.suffix.lower() == ".gif"]
+    analysis_gifs = _analysis_images(run, out_dir, ".gif")
     if analysis_gifs:
-      for gif in analysis_gifs[:MAX_ANALYSIS_IMAGES]:
-        name = gif.relative_to(run.path / "analysis").as_posix()
-        relative = _copy_image(gif, out_dir, run.slug, "analysis", name)
-        blocks.append(doc.Image(relative, f"{run.label} analysis/{name}", f"analysis/{name}"))
-      if len(analysis_gifs) > MAX_ANALYSIS_IMAGES:
-        blocks.append(doc.Paragraph(
-            f"{len(analysis_gifs) - MAX_ANALYSIS_IMAGES} more GIFs in {run.path / 'analysis'}."))
+      blocks += analysis_gifs
     elif run.samples:
       relative = pathlib.Path(IMAGES_DIR, run.slug, "samples.gif")
       frame_epochs = figures.write_samples_gif(run.samples, out_dir / relative)
@@ -339,16 +333,24 @@ def _gifs_section(runs: Sequence[Run], out_dir: pathlib.Path) -> list[doc.Block]
 def _analysis_section(runs: Sequence[Run], out_dir: pathlib.Path) -> list[doc.Block]:
   blocks: list[doc.Block] = [doc.Heading("Spike analysis images")]
   for run in runs:
-    strips = [p for p in run.analysis_files if p.suffix.lower() == ".png"]
-    if not strips:
+    strips = _analysis_images(run, out_dir, ".png")
+    if strips:
+      blocks += [doc.Heading(run.label, level=3)] + strips
+    else:
       blocks.append(doc.Paragraph(f"{run.label}: no PNG files in analysis/."))
-      continue
-    blocks.append(doc.Heading(run.label, level=3))
-    for strip in strips[:MAX_ANALYSIS_IMAGES]:
-      name = strip.relative_to(run.path / "analysis").as_posix()
-      relative = _copy_image(strip, out_dir, run.slug, "analysis", name)
-      blocks.append(doc.Image(relative, f"{run.label} analysis/{name}", f"analysis/{name}"))
-    if len(strips) > MAX_ANALYSIS_IMAGES:
-      blocks.append(doc.Paragraph(
-          f"{len(strips) - MAX_ANALYSIS_IMAGES} more PNG files in {run.path / 'analysis'}."))
+  return blocks
+
+
+def _analysis_images(run: Run, out_dir: pathlib.Path, suffix: str) -> list[doc.Block]:
+  """Copies the run's analysis/ files with `suffix` (at most MAX_ANALYSIS_IMAGES) into the
+  report; returns their image blocks and a line counting those left out, or [] if none."""
+  files = [path for path in run.analysis_files if path.suffix.lower() == suffix]
+  blocks: list[doc.Block] = []
+  for file in files[:MAX_ANALYSIS_IMAGES]:
+    name = file.relative_to(run.path / "analysis").as_posix()
+    relative = _copy_image(file, out_dir, run.slug, "analysis", name)
+    blocks.append(doc.Image(relative, f"{run.label} analysis/{name}", f"analysis/{name}"))
+  if len(files) > MAX_ANALYSIS_IMAGES:
+    blocks.append(doc.Paragraph(
+        f"{len(files) - MAX_ANALYSIS_IMAGES} more {suffix} files in {run.path / 'analysis'}."))
   return blocks
