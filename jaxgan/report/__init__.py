@@ -302,7 +302,7 @@ def _samples_section(runs: Sequence[Run], out_dir: pathlib.Path,
     blocks.append(doc.Paragraph("No run has sample grids yet."))
     return blocks
   blocks.append(doc.Paragraph(
-      "The same 25 fixed latents of each run at the end of the epochs below. A run without a "
+      "Samples from each run's fixed latents at the end of the epochs below. A run without a "
       "grid for an epoch shows its nearest earlier grid."))
   rows = [[f"epoch {epoch}"] + [_sample_cell(run, epoch, out_dir) for run in runs]
           for epoch in epochs]
