@@ -124,6 +124,18 @@ def test_report_states_missing_pieces(runs, tmp_path):
   assert _table_rows(markdown, "bare")[0][2:4] == ["no epoch finished", "0 / 2"]
 
 
+def test_earlier_report_images_replaced(runs, tmp_path):
+  foreign = tmp_path / "images" / "mine.png"
+  foreign.parent.mkdir()
+  foreign.write_bytes(b"not from a report")
+  report.build_report([runs["bare"]], tmp_path)
+  assert foreign.is_file()  # no report was there, so images/ belongs to someone else
+
+  report.build_report([runs["bare"]], tmp_path)
+  assert not foreign.exists()
+  assert (tmp_path / report.HTML_FILE).is_file()
+
+
 def _run(**overrides) -> Run:
   config = {"optim": {"lr_d": 1e-4, "lr_g": 2e-4}, "data": {"random_flip": False}}
   for key, value in overrides.items():

@@ -50,7 +50,8 @@ def build_report(
 
   Args:
     run_paths: workdirs of jaxgan.main, at least one.
-    out_dir: output folder, created if missing. Files from an earlier report there are replaced.
+    out_dir: output folder, created if missing. An earlier report there, with its images/, is
+      replaced.
     epochs: epochs whose sample grids are shown; None picks a few evenly spaced epochs and each
       run's last grid.
     title: page title; None names the runs.
@@ -64,10 +65,12 @@ def build_report(
   assign_labels(runs)
   out_dir = pathlib.Path(out_dir)
   images_dir = out_dir / IMAGES_DIR
-  # Images of an earlier report in this folder would otherwise stay next to the new ones.
-  if images_dir.is_dir():
+  # Images of an earlier report in this folder would otherwise stay next to the new ones. An
+  # images/ folder without a report beside it is someone else's and stays.
+  earlier_report = (out_dir / HTML_FILE).is_file() or (out_dir / MARKDOWN_FILE).is_file()
+  if images_dir.is_dir() and earlier_report:
     shutil.rmtree(images_dir)
-  images_dir.mkdir(parents=True)
+  images_dir.mkdir(parents=True, exist_ok=True)
   if title is None:
     title = "Comparison of " + ", ".join(run.label for run in runs)
 
