@@ -114,8 +114,8 @@ def _field(config: ml_collections.ConfigDict, key: str, argument: str) -> Any:
     value = config_lib.get(config, key)
   except ConfigError:
     raise ConfigError(
-        f"Unknown config key {key!r} in {argument}. Every key of the DCGAN family is listed, "
-        "with a comment, in jaxgan/base_configs/dcgan.py.") from None
+        f"Unknown config key {key!r} in {argument}. Every key of a model family is listed, "
+        "with a comment, in its base config in jaxgan/base_configs/.") from None
   if isinstance(value, (ml_collections.ConfigDict, dict)):
     raise ConfigError(
         f"Config key {key!r} in {argument} is a section, not a value. Name a key inside it, "
