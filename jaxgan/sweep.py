@@ -333,8 +333,8 @@ class Sweep:
           process.send_signal(signal.SIGTERM)
 
   def run_point(self, index: int, total: int, point: Point) -> str:
-    """Trains one point unless it has finished; returns "finished", "skipped", "failed" or
-    "not started"."""
+    """Trains one point unless it has finished; returns "finished", "skipped", "failed",
+    "stopped" or "not started"."""
     workdir = self.root / point.name
     planned = point.config.train.num_epochs
     done = epochs_done(workdir)
@@ -372,9 +372,12 @@ class Sweep:
     if returncode == 0 and done >= planned:
       logging.info("%s: finished %d epochs in %.0f s", prefix, planned, seconds)
       return "finished"
-    logging.error("%s: %s with exit status %d after %.0f s, %d of %d epochs done; see %s",
-                  prefix, "stopped" if self.stop.is_set() else "failed", returncode, seconds,
-                  done, planned, log_path)
+    if self.stop.is_set():
+      logging.warning("%s: stopped with exit status %d after %.0f s, %d of %d epochs done; the "
+                      "same command resumes it", prefix, returncode, seconds, done, planned)
+      return "stopped"
+    logging.error("%s: failed with exit status %d after %.0f s, %d of %d epochs done; see %s",
+                  prefix, returncode, seconds, done, planned, log_path)
     return "failed"
 
 
