@@ -85,6 +85,7 @@ class Checkpointer:
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self.retention = RetentionPolicy(ring=ring, keep=keep)
     if read_only:
+      # Orbax warns about every option that read_only overrides, so they are passed as it sets them.
       options = ocp.CheckpointManagerOptions(
           read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False)
     else:
