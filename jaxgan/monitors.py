@@ -195,14 +195,15 @@ def drop_events_after(workdir: str, step: int) -> int:
 class CollapseMonitor:
   """Compares the sample grid's diversity with that of fixed real images.
 
-  An event fires when the ratio falls below `threshold` after having been at or above it, so a
-  long collapse gives one event, not one per grid.
+  An event fires when the ratio falls below `threshold` after the previous grid was at or above
+  it. So an untrained generator, whose outputs are all alike, gives no event before its grid has
+  once been diverse, and a long collapse gives one event, not one per grid.
   """
 
-  def __init__(self, real_images: np.ndarray, threshold: float, collapsed: bool = False):
+  def __init__(self, real_images: np.ndarray, threshold: float, armed: bool = False):
     self.real_diversity = diversity.mean_pairwise_distance(real_images)
     self.threshold = threshold
-    self.collapsed = collapsed
+    self.armed = armed  # whether the previous grid was at or above the threshold
 
   def update(self, samples: np.ndarray) -> tuple[float, bool]:
     """Returns (diversity ratio of `samples`, whether a collapse starts with them).
@@ -210,8 +211,8 @@ class CollapseMonitor:
     `samples` must be in the value range of the real images ([-1, 1] in the trainer).
     """
     ratio = diversity.mean_pairwise_distance(samples) / max(self.real_diversity, _MIN_SCALE)
-    starts = ratio < self.threshold and not self.collapsed
-    self.collapsed = ratio < self.threshold
+    starts = self.armed and ratio < self.threshold
+    self.armed = ratio >= self.threshold
     return ratio, starts
 
 
@@ -242,13 +243,13 @@ class Monitors:
       return
     if real_images is not None and config.monitor.collapse_ratio > 0:
       self.collapse = CollapseMonitor(real_images, config.monitor.collapse_ratio,
-                                      bool(state.get("collapsed", False)))
+                                      bool(state.get("collapse_armed", False)))
 
   def state(self) -> dict[str, Any]:
     return {
         "epoch": {c: list(d.history) for c, d in self.epoch_detectors.items()},
         "steps": {c: list(d.history) for c, d in self.step_detectors.items()},
-        "collapsed": bool(self.collapse.collapsed) if self.collapse else False,
+        "collapse_armed": bool(self.collapse.armed) if self.collapse else False,
     }
 
   def update_curves(self, means: dict[str, float], scale: str, epoch: int,

@@ -134,12 +134,21 @@ def real_like_images(count, seed=0):
 def test_collapse_fires_for_constant_generator():
   collapse = monitors.CollapseMonitor(real_like_images(25), threshold=0.25)
   same = np.repeat(real_like_images(1, seed=1), 25, axis=0)
+  assert not collapse.update(real_like_images(25, seed=3))[1]
 
   ratio, starts = collapse.update(same)
   assert ratio == pytest.approx(0.0, abs=1e-6)
   assert starts
   # A collapse that lasts gives one event, not one per grid.
   assert collapse.update(same) == (pytest.approx(0.0, abs=1e-6), False)
+
+
+def test_collapse_silent_before_first_diverse_grid():
+  # An untrained generator's outputs are alike: no event until a grid has once been diverse.
+  collapse = monitors.CollapseMonitor(real_like_images(25), threshold=0.25)
+  same = np.repeat(real_like_images(1, seed=1), 25, axis=0)
+  assert not collapse.update(same)[1]
+  assert not collapse.update(same)[1]
 
 
 def test_collapse_silent_for_varied_images():
@@ -188,23 +197,24 @@ def test_invalid_monitor_config_rejected(key, value, match):
 
 
 def test_training_run_events_and_pins(spiky_run):
-  # See the spiky_run fixture: 4 steps per epoch, events at epochs 1 and 3, ring of 1.
+  # See the spiky_run fixture: 4 steps per epoch, spikes at epoch 3, a collapse at epoch 4.
   lines = (spiky_run / "events.jsonl").read_text().splitlines()
   events = [json.loads(line) for line in lines]
   collapse = [e for e in events if e["kind"] == "collapse"]
   spikes = [e for e in events if e["kind"] == "spike"]
 
-  assert [(e["epoch"], e["step"], e["pinned_steps"]) for e in collapse] == [(1, 4, [])]
+  assert [(e["epoch"], e["step"], e["pinned_steps"]) for e in collapse] == [(4, 16, [12])]
+  assert collapse[0]["value"] == collapse[0]["magnitude"] < 10.0
   assert sorted((e["scale"], e["curve"]) for e in spikes) == sorted(
       (scale, curve) for scale in ("epoch", "steps") for curve in monitors.SPIKE_CURVES)
   for event in spikes:
     assert (event["epoch"], event["step"], event["pinned_steps"]) == (3, 12, [8])
     assert abs(event["magnitude"]) > 1e-9
 
-  # Step 8 survives because it is pinned, 16 is the newest; 4 and 12 left the ring unpinned.
+  # Steps 8 and 12 survive because they are pinned, 16 is the newest; 4 left the ring unpinned.
   checkpointer = checkpoint.Checkpointer(spiky_run, keep=1, read_only=True)
-  assert checkpointer.all_steps() == [8, 16]
-  assert checkpointer.restore_meta(16).pinned_steps == [8]
+  assert checkpointer.all_steps() == [8, 12, 16]
+  assert checkpointer.restore_meta(16).pinned_steps == [8, 12]
   checkpointer.close()
 
 

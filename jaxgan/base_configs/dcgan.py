@@ -150,8 +150,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Length of the step windows in steps, counted in global steps (0 = only per-epoch means).
   config.monitor.window_steps = 50
   # Mode-collapse event when the sample grid's diversity (mean pairwise distance) falls below this
-  # fraction of the same measure on collapse_num_real fixed real images (0 = off). It is tested
-  # whenever a sample grid is written.
+  # fraction of the same measure on collapse_num_real fixed real images (0 = off), after the
+  # previous grid was at or above it. It is tested whenever a sample grid is written.
   config.monitor.collapse_ratio = 0.25
   # Number of real training images (fixed by the seed, never augmented) in that reference.
   config.monitor.collapse_num_real = 25
