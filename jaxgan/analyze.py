@@ -36,6 +36,7 @@ from jaxgan.errors import JaxganError
 _SAMPLE_PATTERN = re.compile(r"epoch_(\d+)\.png$")
 _LABEL_HEIGHT = 14
 _GAP = 6  # white pixels between the grids of a strip
+_MAX_MARKER_LABEL = 40  # characters
 # (file name, title, y label, curves) of the redrawn curve plots.
 _CURVE_PLOTS = (("curves_losses.png", "Losses", "loss", ("d_loss", "g_loss")),
                 ("curves_scores.png", "Discriminator scores", "mean score", ("d_real", "d_fake")))
@@ -245,17 +246,20 @@ def write_epoch_gif(samples: dict[int, str], first: int, last: int, path: str,
 
 def write_marked_curves(history: dict[str, list[float]], events: Sequence[monitors.Event],
                         out: str) -> list[str]:
-  """Redraws the loss and score curves with a labelled line at each event's epoch."""
-  labels: dict[int, list[str]] = {}
+  """Redraws the loss and score curves with a line at each event's epoch, labelled with the
+  curves flagged there (the table lists the magnitudes)."""
+  names: dict[int, list[str]] = {}
   for event in events:
-    if event.kind == "collapse":
-      text = "collapse"
-    else:
-      scale = " (steps)" if event.scale == "steps" else ""
-      text = f"{event.curve}{scale} {event.magnitude:+.1f}"
-    labels.setdefault(event.epoch, []).append(text)
-  markers = [(float(epoch), f"e{epoch}: " + ", ".join(texts))
-             for epoch, texts in sorted(labels.items())]
+    name = "collapse" if event.kind == "collapse" else event.curve
+    if name not in names.setdefault(event.epoch, []):
+      names[event.epoch].append(name)
+  markers = []
+  for epoch, epoch_names in sorted(names.items()):
+    label = f"e{epoch}: " + ", ".join(epoch_names)
+    # A label longer than the axes is tall makes matplotlib give up on the layout.
+    if len(label) > _MAX_MARKER_LABEL:
+      label = f"e{epoch}: {len(epoch_names)} curves"
+    markers.append((float(epoch), label))
   epochs = history.get("epoch", [])
   written = []
   for file_name, title, ylabel, curves in _CURVE_PLOTS:

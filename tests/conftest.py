@@ -17,8 +17,8 @@ def spiky_run(tmp_path_factory) -> Path:
   grid passes the collapse ratio of 1e-6, which arms the collapse monitor. The ring contains 1
   checkpoint and 1 regular checkpoint is kept, so the epoch-3 events pin step 8 and step 4 is
   deleted. The second start resumes for a 4th epoch with a spike threshold that nothing reaches
-  and a collapse ratio of 10 that no grid reaches: the armed monitor, restored from the
-  checkpoint, flags a collapse at epoch 4, which pins step 12.
+  and a collapse ratio of 10 that no grid reaches. So the armed monitor, restored from the
+  checkpoint, flags a collapse at epoch 4, and that event pins step 12.
   """
   sys.path.insert(0, str(REPO))
   from configs import default  # pylint: disable=g-import-not-at-top

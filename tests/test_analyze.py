@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from jaxgan import analyze
@@ -15,6 +16,8 @@ from jaxgan.base_configs import dcgan
 from tests.conftest import REPO
 
 
+# A UserWarning here is matplotlib giving up on the layout of the curve plots.
+@pytest.mark.filterwarnings("error::UserWarning")
 def test_analyze_writes_strips_gifs_curves(spiky_run, tmp_path, capsys):
   out = tmp_path / "analysis"
   before = sorted(os.listdir(spiky_run))
