@@ -1,11 +1,12 @@
 """Analysis of a run's loss spikes and collapse events, from its workdir, without changing it.
 
     python -m jaxgan.analyze --workdir runs/x [--out DIR] [--gif 116:224] [--window 10]
+        [--threshold 6]
 
 Prints a table of the events in workdir/events.jsonl. A run without that file (started before
 the monitors existed) gets its epoch-scale spikes recomputed from the per-epoch history in the
 newest checkpoint's Meta, with the same detector and the run's monitor settings (or the base
-config's defaults). Writes to --out (default workdir/analysis):
+config's defaults), and --threshold replaces the spike threshold of that recomputation. Writes to --out (default workdir/analysis):
   spike_eEEEE_<curve>_<scale>.png  sample grids before, at, just after the spike and once the
                                    curve has recovered
   spike_eEEEE_<curve>_<scale>.gif  sample grids from --window epochs before to --window after
@@ -121,8 +122,12 @@ def find_samples(workdir: str) -> dict[int, str]:
   return dict(sorted(samples.items()))
 
 
-def load_run(workdir: str) -> RunRecord:
-  """Reads events, history and sample grids; raises AnalysisError for an unusable workdir."""
+def load_run(workdir: str, threshold: float | None = None) -> RunRecord:
+  """Reads events, history and sample grids; raises AnalysisError for an unusable workdir.
+
+  `threshold`, if given, replaces the run's spike threshold when events are recomputed and when
+  recovery is tested.
+  """
   if not os.path.isdir(workdir):
     raise AnalysisError(f"Workdir not found: {workdir}. Pass the --workdir of a training run.")
   samples = find_samples(workdir)
@@ -134,6 +139,8 @@ def load_run(workdir: str) -> RunRecord:
   step, meta = _newest_meta(workdir)
   history = meta.history if meta is not None else {}
   config = _monitor_settings(meta.config if meta is not None else None)
+  if threshold is not None:
+    config.monitor.spike_threshold = threshold
   events_path = os.path.join(workdir, monitors.EVENTS_FILE)
   if os.path.exists(events_path):
     events, source = monitors.read_events(events_path), monitors.EVENTS_FILE
@@ -282,12 +289,15 @@ def _parse_range(text: str) -> tuple[int, int]:
   return int(match.group(1)), int(match.group(2))
 
 
-def analyze(workdir: str, out: str | None, gif: str | None, window: int) -> str:
+def analyze(workdir: str, out: str | None, gif: str | None, window: int,
+            threshold: float | None = None) -> str:
   """Runs the whole analysis and returns the report text that the CLI prints."""
   if window < 0:
     raise AnalysisError(f"Invalid --window {window}: it must be 0 or more epochs.")
+  if threshold is not None and not threshold > 0:
+    raise AnalysisError(f"Invalid --threshold {threshold}: it must be a number > 0.")
   gif_range = _parse_range(gif) if gif else None
-  run = load_run(os.path.abspath(workdir))
+  run = load_run(os.path.abspath(workdir), threshold)
   out = os.path.abspath(out or os.path.join(run.workdir, "analysis"))
 
   lines = [f"Events: {len(run.events)}, {run.events_source}"]
@@ -326,6 +336,10 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help="Also write a GIF of the sample grids of epochs FIRST to LAST.")
   parser.add_argument("--window", type=int, default=10,
                       help="Epochs before and after each spike in its GIF (default 10).")
+  parser.add_argument("--threshold", type=float, default=None,
+                      help="Spike threshold in robust standard deviations for runs without "
+                           "events.jsonl, and for the recovery test (default: the run's "
+                           "monitor.spike_threshold).")
   return parser.parse_args(argv)
 
 
@@ -335,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   # Orbax logs every checkpoint it opens, and warns that a read-only one is read-only.
   logging.set_verbosity(logging.ERROR)
   try:
-    report = analyze(args.workdir, args.out, args.gif, args.window)
+    report = analyze(args.workdir, args.out, args.gif, args.window, args.threshold)
   except JaxganError as error:
     sys.stderr.write(f"Error: {error}\n")
     return 2

@@ -53,6 +53,11 @@ def test_analyze_recomputes_without_events_file(spiky_run, tmp_path, capsys):
   assert "recomputed from the per-epoch history in checkpoint 16" in capsys.readouterr().out
   assert (workdir / "analysis" / "curves_losses.png").is_file()
 
+  # The run's saved threshold (1e6) flags nothing; a tiny one flags every curve at epochs 3, 4.
+  assert analyze.main(["--workdir", str(workdir), "--threshold", "1e-9"]) == 0
+  assert "Events: 8, recomputed" in capsys.readouterr().out
+  assert (workdir / "analysis" / "spike_e0004_g_loss_epoch.png").is_file()
+
 
 def test_recompute_events_finds_planted_spike():
   rng = np.random.default_rng(0)
