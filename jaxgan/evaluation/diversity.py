@@ -44,3 +44,25 @@ def mean_pairwise_distance(images: np.ndarray) -> float:
   distances = pairwise_distances(images, images)
   upper = np.triu_indices(images.shape[0], k=1)
   return float(np.mean(distances[upper]))
+
+
+# A fake set whose diversity is below this fraction of the real set's is reported as collapsed.
+# NOTE: a heuristic threshold: partial collapse above it shows only as a ratio below 1.
+COLLAPSE_RATIO = 0.5
+
+
+def compare_with_real(fakes: np.ndarray, reals: np.ndarray) -> dict[str, float | bool]:
+  """Returns the diversity of fakes and reals, their ratio and whether it signals collapse.
+
+  Both sets must have the same value range, resolution and, for a fair ratio, size: the mean
+  pairwise distance of a small sample is a noisier estimate.
+  """
+  fake_diversity = mean_pairwise_distance(fakes)
+  real_diversity = mean_pairwise_distance(reals)
+  ratio = fake_diversity / real_diversity if real_diversity > 0 else float("nan")
+  return {
+      "fake": fake_diversity,
+      "real": real_diversity,
+      "ratio": ratio,
+      "collapsed": bool(ratio < COLLAPSE_RATIO),
+  }
