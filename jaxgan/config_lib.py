@@ -122,3 +122,7 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
   for key in ("train.log_every_steps", "train.sample_every_epochs",
               "train.checkpoint_every_epochs", "train.keep_checkpoints"):
     check_number(config, key, low=1, integer=True)
+
+  from jaxgan.evaluation import periodic  # pylint: disable=g-import-not-at-top
+
+  periodic.validate(config)

@@ -9,7 +9,6 @@ from typing import Callable
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from jaxgan.errors import JaxganError
 
@@ -37,7 +36,7 @@ def run(main: Callable[[list[str]], None]) -> None:
     try:
       main(argv)
     except JaxganError as error:
-      logging.info("Stopping on invalid input: %s", error)
+      # The one-line message is the report; a log line would repeat it on stderr.
       exit_with_error(str(error))
 
   app.run(guarded, flags_parser=parse_flags)
