@@ -82,15 +82,20 @@ def main(argv: list[str]) -> None:
   from jaxgan import plots  # pylint: disable=g-import-not-at-top
   from jaxgan.evaluation import runs  # pylint: disable=g-import-not-at-top
 
+  from jaxgan import families  # pylint: disable=g-import-not-at-top
+
+  # Checked before the restore, which takes most of the start-up time.
+  family_name = runs.load_config(_WORKDIR.value).model.family
+  truncate = getattr(families.get(family_name), "truncate", None)
+  if _TRUNCATION.value is not None and truncate is None:
+    cli.exit_with_error(
+        f"The {family_name} family has no truncation: its generator takes the latents as drawn. "
+        "Remove --truncation.")
+
   run = runs.load_run(_WORKDIR.value, _STEP.value)
   latents = np.asarray(runs.latents(run, _NUM.value + (1 if _INTERPOLATE.value else 0),
                                     _SEED.value))
   if _TRUNCATION.value is not None:
-    truncate = getattr(run.family, "truncate", None)
-    if truncate is None:
-      cli.exit_with_error(
-          f"The {run.config.model.family} family has no truncation: its generator takes the "
-          "latents as drawn. Remove --truncation.")
     latents = np.asarray(truncate(run.state, latents, _TRUNCATION.value))
 
   sampler = runs.Sampler(run.family, run.state, _BATCH_SIZE.value)

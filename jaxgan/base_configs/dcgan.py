@@ -123,8 +123,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   # Evaluate every this many epochs and after the last epoch (0 = never).
   config.eval.every_epochs = 0
-  # Comma-separated metrics: "swd" and "diversity" are cheap and need no weights; "nn"
-  # (nearest training image) costs one pass over the data; "fid" and "kid" need
+  # Comma-separated metrics. "swd" and "diversity" are cheap and need no weights. "nn" (nearest
+  # training image) compares every fake with every training image. "fid" and "kid" need
   # eval.inception_weights and run Inception-v3 at 299x299, which is slow on a CPU.
   config.eval.metrics = "swd,diversity"
   # Generated images per evaluation, compared with as many training images.

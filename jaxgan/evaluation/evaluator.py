@@ -2,10 +2,10 @@
 
 Metrics: "swd" (multi-scale sliced Wasserstein distance, units of 1e-3), "diversity" (mean
 pairwise distance of fakes over that of reals), "nn" (nearest training image distances), "fid"
-and "kid" (Inception pool3 features). The first three need no network weights. Every image goes
-through the same steps: real files are center-cropped and resized to the model's resolution
-with Pillow bilinear (the training pipeline's `images.read_image`), fakes are rounded to uint8
-as when saved to PNG, and for FID and KID both are then resized to 299 (see inception.py).
+and "kid" (Inception pool3 features). The first three need no network weights. Real files are
+center-cropped and resized to the model's resolution with Pillow bilinear, as the training
+pipeline's `images.read_image` does. Fakes are rounded to uint8, as when saved to PNG. For FID
+and KID both are then resized to 299 (see inception.py).
 """
 
 import dataclasses
@@ -80,9 +80,11 @@ def _exclude_ids(data: ml_collections.ConfigDict) -> list[str]:
 
 
 def data_fingerprint(config: ml_collections.ConfigDict, indices: np.ndarray) -> str:
-  """Returns a SHA-256 of what decides the real pixels: files (name, size, mtime), selection,
-  resolution and preprocessing. For the "folder" source the file list is read from disk, so a
-  changed, added or removed file changes the fingerprint; other sources use their config."""
+  """Returns a SHA-256 of what decides the real pixels: files, selection, resolution, resizing.
+
+  For the "folder" source the name, size and mtime of each file are read from disk, so a
+  changed, added or removed file changes the fingerprint. Other sources use their config.
+  """
   data = config.data
   if data.source == "folder":
     origin: Any = {"folder": os.path.abspath(data.dir),
@@ -142,7 +144,7 @@ def reference_features(
 ) -> np.ndarray:
   """Returns the Inception features of `reals`, computed once and then read from a cache.
 
-  The cache file `<cache_dir>/<key>.npz` holds the features, their mean and covariance. Its key
+  The cache file `<cache_dir>/<key>.npz` contains the features, their mean and covariance. Its key
   hashes the real-data fingerprint, the count, the Inception input size and resize method, and
   the weights' SHA-256, so a change to any of them computes new features.
   """

@@ -45,7 +45,7 @@ PTH_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weight
            "pt_inception-2015-12-05-6726825d.pth")
 PTH_SHA256_PREFIX = "6726825d"
 # TODO: fill in the SHA-256 of the .npz that tools/convert_inception_weights.py writes from that
-# .pth file; it could not be computed where this code was written, which had no copy of it.
+# .pth file. No copy of the .pth file was available to compute it.
 NPZ_SHA256 = None
 
 
@@ -328,10 +328,10 @@ def load(path: str | os.PathLike | None = None) -> tuple[InceptionV3, str]:
       continue
     leaves.append((state_path, variable.replace(value=jnp.asarray(value))))
   if problems:
-    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
+    listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
                                        else "")
     raise InceptionWeightsError(missing_weights_message(
-        f"Inception weights file {path} does not match the FID Inception-v3 network: {shown}."))
+        f"Inception weights file {path} does not match the FID Inception-v3 network: {listed}."))
   model = nnx.merge(graphdef, nnx.from_flat_state(leaves))
   return model, file_sha256(path)
 

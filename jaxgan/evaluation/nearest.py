@@ -51,10 +51,11 @@ def memorization_report(
     num_closest: how many of the closest fake-train pairs to list.
 
   Returns:
-    A JSON-compatible dict: fake and real nearest-distance statistics (median, mean, min), their
-    median ratio (below 1 means fakes sit closer to training images than real images do), the
-    fraction of fakes closer to a training image than the 1st percentile of the real distances,
-    and the closest pairs as (fake index, train index, distance).
+    A JSON-compatible dict with the median, mean and min nearest distance of fakes and of real
+    images, and the ratio of the medians. A ratio below 1 means that fakes sit closer to
+    training images than real images do. It also has the fraction of fakes closer to a
+    training image than the 1st percentile of the real distances, and the closest pairs as
+    (fake index, train index, distance).
   """
   if len(train) < 2:
     raise ValueError(f"need at least 2 training images, got {len(train)}")

@@ -21,7 +21,7 @@ from jaxgan import families
 from jaxgan.errors import JaxganError
 
 BEST_DIRECTORY = "best"
-# How the generator runs when images are drawn for evaluation and sampling.
+# BatchNorm mode of the generator when it draws images for evaluation and sampling.
 BATCHNORM_MODE = "inference (running statistics)"
 
 

@@ -1,11 +1,11 @@
 """Sliced Wasserstein distance (SWD) between Laplacian-pyramid patches of two image sets.
 
-The measure of the progressive-GAN evaluation (Karras et al., 2018, "Progressive Growing of GANs",
-section 5): each image is split into a Laplacian pyramid down to 16x16, random 7x7 patches are
-taken from every level, each set's patches are normalised per colour channel, and the
-distance between the two patch distributions is estimated at each level with random 1-D
-projections. It needs no network weights. Fine levels measure detail, the coarsest level
-colour and layout.
+This is the measure that Karras et al. introduced with progressive GANs ("Progressive Growing of
+GANs for Improved Quality, Stability, and Variation", ICLR 2018). Each image is split into a
+Laplacian pyramid down to 16x16, and random 7x7 patches are taken from every level. Each set's
+patches are normalised per colour channel. Then random 1-D projections estimate the distance
+between the two patch distributions at each level. It needs no network weights. Fine levels
+measure detail, and the coarsest level measures colour and layout.
 """
 
 import dataclasses
@@ -60,7 +60,7 @@ def _upsample(images: np.ndarray) -> np.ndarray:
 def laplacian_pyramid(images: np.ndarray, min_resolution: int = 16) -> list[np.ndarray]:
   """Returns the Laplacian pyramid of [N, S, S, C] images, finest level first.
 
-  Every level but the last holds the detail lost by halving the resolution. The last level
+  Every level but the last contains the detail lost by halving the resolution. The last level
   is the low-pass image at the smallest resolution >= `min_resolution`, so the levels add up to
   the input again.
   """
@@ -119,9 +119,10 @@ def sliced_wasserstein(
   for _ in range(num_repeats):
     directions = rng.standard_normal((first.shape[1], directions_per_repeat))
     directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    directions = directions.astype(first.dtype)
     projected_first = np.sort(first @ directions, axis=0)
     projected_second = np.sort(second @ directions, axis=0)
-    distances.append(np.mean(np.abs(projected_first - projected_second)))
+    distances.append(np.mean(np.abs(projected_first - projected_second), dtype=np.float64))
   return float(np.mean(distances))
 
 
@@ -154,8 +155,11 @@ def sliced_wasserstein_distance(
         real_level.shape, settings.patch_size, settings.patches_per_image, rng)
     real_patches = _take_patches(real_level, rows, cols, settings.patch_size)
     fake_patches = _take_patches(fake_level, rows, cols, settings.patch_size)
+    # Projecting and sorting in float32 halves the time of the slowest step; the distances are
+    # means over >= 10^4 values of order 1, far above float32 rounding.
     distance = sliced_wasserstein(
-        _normalize_per_channel(real_patches), _normalize_per_channel(fake_patches), rng,
+        _normalize_per_channel(real_patches).astype(np.float32),
+        _normalize_per_channel(fake_patches).astype(np.float32), rng,
         settings.num_repeats, settings.directions_per_repeat)
     per_level.append(distance * 1e3)
   return SWDResult(
