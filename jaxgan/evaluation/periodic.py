@@ -76,6 +76,7 @@ class PeriodicEvaluation:
 
     from jaxgan import checkpoint  # pylint: disable=g-import-not-at-top
     from jaxgan import parallel  # pylint: disable=g-import-not-at-top
+    from jaxgan.data import source as source_lib  # pylint: disable=g-import-not-at-top
     from jaxgan.evaluation import evaluator  # pylint: disable=g-import-not-at-top
 
     config = trainer.config
@@ -85,8 +86,10 @@ class PeriodicEvaluation:
     self.is_writer = jax.process_index() == 0
     self.directory = os.path.join(trainer.workdir, "eval")
 
+    # A family with its own kind of data source is evaluated against config.data's images.
+    source = trainer.source if isinstance(trainer.source, source_lib.ImageSource) else None
     reals = evaluator.load_real_images(
-        config, config.eval.num_images, config.eval.seed, source=trainer.source)
+        config, config.eval.num_images, config.eval.seed, source=source)
     self.evaluator = evaluator.Evaluator(
         evaluator.parse_metrics(config.eval.metrics), reals, seed=config.eval.seed,
         inception_weights=config.eval.inception_weights or None)
