@@ -7,7 +7,8 @@ between two consecutive latents, interpolated linearly or spherically (--mode sl
 sample_settings.json in --out records the step, seed and modes.
 
 Truncation: the DCGAN family has none, because its generator maps z ~ N(0, I) (or U(-1, 1))
-directly; --truncation is accepted only by families whose `Family` defines `truncate`.
+directly. --truncation is accepted only by families whose `Family` defines
+`truncate(state, latents, truncation) -> latents`.
 
 Exit status: 0 on success, 2 for invalid input.
 """

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jaxgan.evaluation import evaluator
 from jaxgan.evaluation import inception
 
 
@@ -112,10 +113,15 @@ def test_load_standard_layout(random_weights):
   np.testing.assert_array_equal(np.asarray(model.fc.kernel[...]), arrays["fc.weight"].T)
 
 
-def test_features_independent_of_batch(random_weights):
-  model, _ = inception.load(random_weights[0])
-  # 75 pixels is the smallest input the network accepts; 299 would only be slower.
-  extractor = inception.FeatureExtractor(model, batch_size=3, input_size=75)
+@pytest.fixture(scope="module")
+def small_extractor(random_weights):
+  """A FeatureExtractor at 75 pixels, the smallest input the network accepts, for speed."""
+  model, sha256 = inception.load(random_weights[0])
+  return inception.FeatureExtractor(model, batch_size=3, input_size=75), sha256
+
+
+def test_features_independent_of_batch(small_extractor):
+  extractor, _ = small_extractor
   images = np.random.default_rng(1).integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
   together = extractor(images)
   alone = extractor(images[3:])
@@ -152,3 +158,27 @@ def test_missing_file_names_source(tmp_path, monkeypatch):
 def test_weights_path_from_environment(random_weights, monkeypatch):
   monkeypatch.setenv(inception.ENV_VARIABLE, str(random_weights[0]))
   assert inception.resolve_weights_path(None) == str(random_weights[0])
+
+
+def test_fid_of_set_with_itself_is_zero(small_extractor, tmp_path):
+  images = np.random.default_rng(2).integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8)
+  reals = evaluator.RealImages(images=images, source_name="random", fingerprint="f" * 64)
+  settings = {"step": 1, "seed": 0, "batchnorm_mode": "inference", "ema": False,
+              "truncation": None}
+  first = evaluator.Evaluator(["fid", "kid"], reals, cache_dir=str(tmp_path),
+                              extractor=small_extractor, kid_subset_size=4, kid_subsets=3)
+  fid, kid = first.evaluate(images, settings)
+  assert fid["value"] == pytest.approx(0.0, abs=1e-3)
+  assert fid["settings"]["weights_sha256"] == small_extractor[1]
+  assert "75x75" in fid["settings"]["resize_method"]
+  assert kid["metric"] == "kid"
+  (cache_file,) = tmp_path.glob("*.npz")
+  written = cache_file.stat().st_mtime_ns
+
+  # A second evaluator reads the cached reference features instead of computing them.
+  second = evaluator.Evaluator(["fid"], reals, cache_dir=str(tmp_path), extractor=small_extractor)
+  shifted = np.clip(images.astype(np.int32) + 40, 0, 255).astype(np.uint8)
+  (shifted_fid,) = second.evaluate(shifted, settings)
+  assert shifted_fid["value"] > fid["value"]
+  assert list(tmp_path.glob("*.npz")) == [cache_file]
+  assert cache_file.stat().st_mtime_ns == written

@@ -188,7 +188,10 @@ class Evaluator:
       inception_input_size: int = inception.INPUT_SIZE,
       kid_subset_size: int = 1000,
       kid_subsets: int = 100,
+      extractor: tuple[inception.FeatureExtractor, str] | None = None,
   ):
+    """Creates the evaluator; `extractor` is a built (FeatureExtractor, weights SHA-256) to reuse
+    in place of loading `inception_weights`."""
     self.metrics = metrics
     self.reals = reals
     self.seed = seed
@@ -198,7 +201,9 @@ class Evaluator:
     self.kid_subsets = kid_subsets
     self.extractor = None
     self.weights_sha256 = None
-    if any(metric in INCEPTION_METRICS for metric in metrics):
+    if extractor is not None:
+      self.extractor, self.weights_sha256 = extractor
+    elif any(metric in INCEPTION_METRICS for metric in metrics):
       model, self.weights_sha256 = inception.load(inception_weights)
       self.extractor = inception.FeatureExtractor(model, batch_size, inception_input_size)
 
