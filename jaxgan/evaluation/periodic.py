@@ -99,7 +99,10 @@ class PeriodicEvaluation:
         trainer.family.fixed_latents(latent_config, len(reals.images)),
         parallel.replicated(trainer.mesh))
 
-    self.history = _read_json(os.path.join(self.directory, _HISTORY_FILE), [])
+    # This runs after the first epoch since the start. A run resumed from a checkpoint older
+    # than its last evaluation repeats those epochs, so entries from this step on are dropped.
+    self.history = [entry for entry in _read_json(os.path.join(self.directory, _HISTORY_FILE), [])
+                    if entry["step"] < trainer.step]
     self.best = _read_json(os.path.join(self.directory, _BEST_FILE), None)
     self.best_workdir = os.path.join(trainer.workdir, "best")
     self._checkpointer_class = checkpoint.Checkpointer
