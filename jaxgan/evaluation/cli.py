@@ -1,21 +1,19 @@
-"""Flag parsing and error handling shared by the evaluation command-line tools.
+"""absl flag parsing and error handling shared by jaxgan.evaluate and jaxgan.sample.
 
 Bad input (an unknown flag, an invalid value, a missing workdir or weights file) ends the
-program with one "Error: ..." line on stderr and exit status 2, never a traceback.
+program with one "Error: ..." line on stderr and exit status 2, never a traceback. The argparse
+tools use `jaxgan.cli.run` instead.
 """
 
-import sys
 from typing import Callable
 
 from absl import app
 from absl import flags
+from absl import logging
 
+from jaxgan.cli import QuietLibraryFilter
+from jaxgan.cli import exit_with_error
 from jaxgan.errors import JaxganError
-
-
-def exit_with_error(message: str) -> None:
-  sys.stderr.write(f"Error: {' '.join(str(message).split())}\n")
-  sys.exit(2)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -24,7 +22,6 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as error:
     exit_with_error(f"{error}. Run with --help for the list of flags.")
-  return []
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -39,4 +36,5 @@ def run(main: Callable[[list[str]], None]) -> None:
       # The one-line message is the report; a log line would repeat it on stderr.
       exit_with_error(str(error))
 
+  logging.get_absl_handler().addFilter(QuietLibraryFilter())
   app.run(guarded, flags_parser=parse_flags)

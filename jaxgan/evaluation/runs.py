@@ -126,7 +126,8 @@ def load_run(workdir: str, step: str | int | None = None) -> Run:
           f"No checkpoint for step {chosen} in {workdir}: saved steps are "
           f"{', '.join(map(str, steps))}. Pass one of them with --step.")
 
-  checkpointer = checkpoint.Checkpointer(_checkpoint_directory(workdir, best), keep=len(steps))
+  checkpointer = checkpoint.Checkpointer(
+      _checkpoint_directory(workdir, best), keep=len(steps), read_only=True)
   try:
     template = family.init_state(config, steps_per_epoch=1)
     state, meta = checkpointer.restore(chosen, template)
