@@ -20,6 +20,7 @@ import numpy as np
 from absl import flags
 
 from jaxgan.evaluation import cli
+from jaxgan.evaluation.interpolation import interpolate
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of the trained run.")
 _NUM = flags.DEFINE_integer(
@@ -38,26 +39,6 @@ _INTERPOLATE = flags.DEFINE_integer(
 _MODE = flags.DEFINE_enum("mode", "linear", ["linear", "slerp"],
                           "Interpolation between latents: linear or spherical (slerp).")
 _FRAME_MS = flags.DEFINE_integer("frame_ms", 100, "Display time of each GIF frame, in ms.")
-
-
-def interpolate(start: np.ndarray, end: np.ndarray, steps: int, mode: str) -> np.ndarray:
-  """Returns `steps` latents from `start` to `end` (both included), linear or spherical.
-
-  Spherical interpolation follows the great circle between the two directions and scales the
-  norm linearly in between, so intermediate latents keep a typical norm for N(0, I), where linear
-  interpolation passes closer to the origin. Nearly parallel latents fall back to linear.
-  """
-  weights = np.linspace(0.0, 1.0, steps)
-  if mode == "linear":
-    return np.stack([(1 - t) * start + t * end for t in weights])
-  start_norm, end_norm = np.linalg.norm(start), np.linalg.norm(end)
-  cosine = np.dot(start.ravel(), end.ravel()) / max(start_norm * end_norm, 1e-12)
-  angle = np.arccos(np.clip(cosine, -1.0, 1.0))
-  if angle < 1e-4:
-    return interpolate(start, end, steps, "linear")
-  frames = [(np.sin((1 - t) * angle) * start + np.sin(t * angle) * end) / np.sin(angle)
-            for t in weights]
-  return np.stack(frames)
 
 
 def _check_flags() -> None:

@@ -12,6 +12,7 @@ import pytest
 from jaxgan import train
 from jaxgan.errors import ConfigError
 from jaxgan.evaluation import evaluator
+from jaxgan.evaluation import interpolation
 from jaxgan.evaluation import runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,12 +164,10 @@ def test_sample_cli_rejects_truncation(trained_run, tmp_path):
 
 
 def test_slerp_keeps_norm_and_endpoints():
-  from jaxgan import sample  # pylint: disable=g-import-not-at-top
-
   rng = np.random.default_rng(0)
   start, end = rng.normal(size=100), rng.normal(size=100)
-  path = sample.interpolate(start, end, 5, "slerp")
+  path = interpolation.interpolate(start, end, 5, "slerp")
   np.testing.assert_allclose(path[0], start, atol=1e-12)
   np.testing.assert_allclose(path[-1], end, atol=1e-12)
-  linear_middle = sample.interpolate(start, end, 5, "linear")[2]
+  linear_middle = interpolation.interpolate(start, end, 5, "linear")[2]
   assert np.linalg.norm(path[2]) > np.linalg.norm(linear_middle)
