@@ -242,7 +242,8 @@ class Trainer:
     self.steps_per_epoch = pipeline.steps_per_epoch(
         self.source.num_images, config.data.batch_size)
     self.num_epochs = config.train.num_epochs
-    self.data_sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
+    self.data_sharding = pipeline.Sharding(
+        *parallel.process_batch_block(self.mesh, config.data.batch_size))
 
     self.checkpointer = checkpoint.Checkpointer(workdir, config.train.keep_checkpoints)
     state = jax.device_put(family.init_state(config, self.steps_per_epoch), self.replicated)
