@@ -320,3 +320,12 @@ def test_structural_differences_skips_keys_added_later():
   saved["model"]["arch"] = "reproduct"
   assert train.structural_differences(saved, current, train.SHAPE_KEYS) == [
       "model.arch: 'reproduct' -> 'w7'"]
+
+
+def test_dtype_change_is_not_a_shape_change():
+  current = ml_collections.ConfigDict({"model": {"arch": "w7", "dtype": "bfloat16"}})
+  saved = {"model": {"arch": "w7", "dtype": "float32"}}
+
+  assert train.structural_differences(
+      saved, current, train.SHAPE_KEYS, exclude=train.SHAPE_NEUTRAL_KEYS) == []
+  assert train.structural_differences(saved, current) == ["model.dtype: 'float32' -> 'bfloat16'"]
