@@ -13,6 +13,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jaxgan import cli
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
     "Config file, optionally with a preset: configs/w7_128.py or configs/default.py:tiny. "
@@ -41,17 +43,6 @@ _INITIALIZATION_TIMEOUT = flags.DEFINE_integer(
     "initialization_timeout", 300,
     "Seconds that a process waits for all processes to connect to the coordinator before it "
     "aborts.", lower_bound=1)
-
-
-class _QuietLibraryFilter:
-  """Drops INFO and DEBUG records of libraries that log every checkpoint operation (Orbax)."""
-
-  _PATH_PARTS = ("/orbax/",)
-
-  def filter(self, record) -> bool:
-    if record.levelno >= logging.converter.ABSL_TO_STANDARD[logging.WARNING]:
-      return True
-    return not any(part in record.pathname for part in self._PATH_PARTS)
 
 
 def _without_traceback(message: str) -> str:
@@ -169,7 +160,7 @@ def main(argv: list[str]) -> None:
                      "  python -m jaxgan.main --config configs/default.py --workdir runs/default\n")
     sys.exit(2)
 
-  logging.get_absl_handler().addFilter(_QuietLibraryFilter())
+  logging.get_absl_handler().addFilter(cli.QuietLibraryFilter())
   config = load_config()
   multi_process = _multi_process_arguments()
 
