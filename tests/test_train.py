@@ -223,7 +223,7 @@ _INVARIANCE_TOLERANCE = {"metrics": 1e-4, "state": 1e-4, "zero_gradient": 1e-2}
 def test_device_and_process_counts_match(tmp_path):
   # 1 device (this process) is the reference for 2 and 4 forced devices in one process, and for
   # 2 processes of one device each. The 2-process job is stopped by a SIGTERM to process 1 only,
-  # so both processes must agree to stop at the same step; then both resume from the checkpoint.
+  # so both processes must agree to stop at the same step. Then both resume from the checkpoint.
   config = tiny_config()
   devices = {n: start_main(tmp_path / f"devices{n}", num_devices=n,
                           log=tmp_path / f"devices{n}.log") for n in (2, 4)}
