@@ -2,6 +2,7 @@
 
     python bench/step.py --config configs/w7_128.py --steps 5
     python bench/step.py --config configs/w7_128.py:64 --steps 5 --batch 32
+    python bench/step.py --config configs/w7_128.py --steps 5 --dtype bfloat16
 
 Prints one JSON line per run with the median step time and images/s. Synthetic images in
 [-1, 1] are used, so the input pipeline is not measured.
@@ -66,6 +67,8 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=0, help="global batch (0 = the config's)")
   parser.add_argument("--steps", type=int, default=5, help="timed steps")
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps after compiling")
+  parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                      help="compute dtype of G and D (config.model.dtype; default: the config's)")
   parser.add_argument("--stock_layers", action="store_true",
                       help="use lax.conv_transpose and in-convolution padding, for comparison")
   args = parser.parse_args()
@@ -75,6 +78,8 @@ def main() -> None:
   config = load_config(args.config)
   if args.batch:
     config.data.batch_size = args.batch
+  if args.dtype:
+    config.model.dtype = args.dtype
   family = families.get(config.model.family)
   mesh = parallel.make_mesh()
   replicated = parallel.replicated(mesh)
@@ -107,6 +112,7 @@ def main() -> None:
       "impl": "jaxgan", "jax": jax.__version__, "device": jax.devices()[0].device_kind,
       "devices": jax.device_count(), "config": args.config, "arch": config.model.arch,
       "width": config.model.width, "image_size": size, "batch": batch_size,
+      "dtype": config.model.dtype,
       "layers": "stock" if args.stock_layers else "jaxgan",
       "compile_s": round(compile_s, 2), "step_times_s": [round(t, 4) for t in times],
       "median_step_s": round(median, 4), "images_per_s": round(batch_size / median, 2),

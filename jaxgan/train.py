@@ -28,6 +28,7 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 from clu import metrics as clu_metrics
+from jax.experimental import multihost_utils
 
 from jaxgan import checkpoint
 from jaxgan import config_lib
@@ -49,6 +50,9 @@ _TRAIN_KEY_STREAM = 1
 # position or random streams, which --allow_config_change accepts.
 SHAPE_KEYS = ("model", "data.image_size")
 STRUCTURAL_KEYS = SHAPE_KEYS + ("data.batch_size", "data.source", "seed")
+# Keys under SHAPE_KEYS that change no array in the checkpoint: the compute dtype of the networks.
+# Changing them is a structural difference, which --allow_config_change accepts.
+SHAPE_NEUTRAL_KEYS = ("model.dtype",)
 
 
 class TrainingDivergedError(JaxganError):
@@ -80,16 +84,32 @@ class StopRequest:
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
 
+  def agreed(self) -> bool:
+    """Returns whether any process received a stop signal; all processes must call it together.
+
+    A signal can reach the processes of a job at different steps (or reach only one of them), and
+    a process that stops while the others run on would leave them waiting in the next collective.
+    With several processes this is an all-gather, one small collective per call.
+    """
+    if jax.process_count() == 1:
+      return self.requested
+    requests = multihost_utils.process_allgather(np.int32(self.requested))
+    return bool(np.any(requests))
+
 
 def structural_differences(
-    saved: dict[str, Any], current: ml_collections.ConfigDict, keys: tuple[str, ...] = STRUCTURAL_KEYS
+    saved: dict[str, Any], current: ml_collections.ConfigDict, keys: tuple[str, ...] = STRUCTURAL_KEYS,
+    exclude: tuple[str, ...] = (),
 ) -> list[str]:
-  """Lists "key: saved -> current" for the given keys (and keys below them) that differ."""
+  """Lists "key: saved -> current" for the given keys (and keys below them) that differ.
+
+  Keys in `exclude` are skipped.
+  """
   saved_flat = config_lib.flatten(ml_collections.ConfigDict(saved))
   current_flat = config_lib.flatten(current)
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
-    if not any(key == k or key.startswith(k + ".") for k in keys):
+    if not any(key == k or key.startswith(k + ".") for k in keys) or key in exclude:
       continue
     # A key that the saved config lacks was added to jaxgan after that run started, so the run
     # can still resume. NOTE: the only such key so far is model.init, which sets initial weights
@@ -176,7 +196,8 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
     return state, meta, False
 
   saved_meta_config = checkpointer.restore_meta(latest).config
-  shape_differences = structural_differences(saved_meta_config, config, SHAPE_KEYS)
+  shape_differences = structural_differences(
+      saved_meta_config, config, SHAPE_KEYS, exclude=SHAPE_NEUTRAL_KEYS)
   if shape_differences:
     raise ConfigError(
         f"The workdir contains a checkpoint (step {latest}) of a run with different array shapes: "
@@ -235,7 +256,8 @@ class Trainer:
     self.steps_per_epoch = pipeline.steps_per_epoch(
         self.source.num_images, config.data.batch_size)
     self.num_epochs = config.train.num_epochs
-    self.data_sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
+    self.data_sharding = pipeline.Sharding(
+        *parallel.process_batch_block(self.mesh, config.data.batch_size))
 
     self.checkpointer = checkpoint.Checkpointer(
         workdir, config.train.keep_checkpoints, ring=config.train.ring_epochs)
@@ -344,7 +366,7 @@ class Trainer:
                        "resume.", self.step, meta.batch_in_epoch, meta.epoch + 1)
           return meta
         saved = self._end_epoch(epoch_totals)
-        if stop_request.requested:
+        if stop_request.agreed():
           if not saved:
             self._save("stop requested", ring_only=True)
           logging.info("Stopped after epoch %d (step %d); run the same command to resume.",
@@ -396,7 +418,7 @@ class Trainer:
       if window_steps and self.step % window_steps == 0:
         self._check_step_window(monitor_window, window_steps)
         monitor_window = self._empty_metrics()
-      if stop_request.requested and meta.batch_in_epoch < self.steps_per_epoch:
+      if stop_request.agreed() and meta.batch_in_epoch < self.steps_per_epoch:
         break
       wait_start = time.perf_counter()
     return epoch_totals
