@@ -45,7 +45,7 @@ def make_initializer(name: str) -> nnx.Initializer:
   return INITIALIZERS[name]()
 
 
-def _conv(x: jax.Array, kernel: jax.Array, stride: int, padding: Sequence[tuple[int, int]]):
+def _explicit_padding(x, kernel, padding):
   # A convolution padded by more than "same" padding (total padding > kernel size - 1, as in w7's
   # 4x4, padding 2 block) gets its padding from an explicit `jnp.pad`. With the padding inside the
   # convolution, XLA:CPU (jaxlib 0.10) rewrites its kernel gradient into a reversed convolution that
@@ -56,8 +56,59 @@ def _conv(x: jax.Array, kernel: jax.Array, stride: int, padding: Sequence[tuple[
   if top + bottom > kernel_h - 1 or left + right > kernel_w - 1:
     x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     padding = ((0, 0), (0, 0))
+  return x, padding
+
+
+def conv_xla(x: jax.Array, kernel: jax.Array, stride: int,
+             padding: Sequence[tuple[int, int]]) -> jax.Array:
+  """Computes the convolution with `lax.conv_general_dilated` (XLA's convolution kernels)."""
+  x, padding = _explicit_padding(x, kernel, padding)
   return lax.conv_general_dilated(
       x, kernel, (stride, stride), padding, dimension_numbers=_DIMENSION_NUMBERS)
+
+
+def conv_patches(x: jax.Array, kernel: jax.Array, stride: int,
+                 padding: Sequence[tuple[int, int]]) -> jax.Array:
+  """Computes the convolution as patch extraction followed by one matrix product.
+
+  The patches are kh * kw strided slices of the padded input, concatenated on the channel axis in
+  the (row, column, channel) order of `kernel.reshape(-1, C_out)`. JAX differentiates the slices
+  and the dot, so both gradients are matrix products too; the input gradient adds the patch
+  gradients back with pads. bfloat16 inputs are multiplied with float32 accumulation.
+  """
+  kernel_h, kernel_w, in_channels, out_channels = kernel.shape
+  (top, bottom), (left, right) = padding
+  x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  batch, height, width, _ = x.shape
+  out_h = (height - kernel_h) // stride + 1
+  out_w = (width - kernel_w) // stride + 1
+  columns = [
+      x[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
+      for i in range(kernel_h) for j in range(kernel_w)
+  ]
+  patches = jnp.concatenate(columns, axis=-1)
+  matrix = kernel.reshape(kernel_h * kernel_w * in_channels, out_channels)
+  y = jnp.dot(patches, matrix, preferred_element_type=jnp.promote_types(x.dtype, jnp.float32))
+  return y.astype(jnp.result_type(x, kernel))
+
+
+CONV_FORMULATIONS = {"xla": conv_xla, "patches": conv_patches}
+_conv_formulation = "xla"
+
+
+def set_conv_formulation(name: str) -> None:
+  """Selects the formulation of every convolution traced from now on (a `CONV_FORMULATIONS` key).
+
+  Functions that were already jitted keep the formulation they were traced with.
+  """
+  global _conv_formulation
+  if name not in CONV_FORMULATIONS:
+    raise ValueError(f"unknown convolution formulation {name!r}; known: {sorted(CONV_FORMULATIONS)}")
+  _conv_formulation = name
+
+
+def _conv(x: jax.Array, kernel: jax.Array, stride: int, padding: Sequence[tuple[int, int]]):
+  return CONV_FORMULATIONS[_conv_formulation](x, kernel, stride, padding)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
