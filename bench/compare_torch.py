@@ -10,9 +10,9 @@ images) in a subprocess with the Python of a separate virtual environment, so to
 imported next to jaxgan. The jaxgan side compiles the step once in this process. Each round runs
 `--steps` timed steps of jaxgan, then one PyTorch subprocess with `--steps` timed steps after one
 untimed step, so a change in machine load affects both sides alike. Prints one JSON line per round
-and a summary line with each side's median s/step and images/s over all rounds, and the speed of
-jaxgan relative to PyTorch (PyTorch s/step / jaxgan s/step, above 1 when jaxgan is faster), both
-overall and as the median of the per-round ratios.
+and a summary line with each side's median s/step and images/s over all rounds. The summary also
+gives the speed of jaxgan relative to PyTorch (PyTorch s/step / jaxgan s/step, above 1 when
+jaxgan is faster), over all steps and as the median of the per-round ratios.
 """
 
 import argparse

@@ -4,9 +4,11 @@
     python bench/conv_layers.py --arch reproduct --image_size 128 --batch 32 --dtype bfloat16
 
 For each Conv and ConvTranspose layer of the generator and the discriminator, in call order,
-prints one JSON line with the median time of a jitted forward pass plus the gradients with
-respect to the input and the kernel, per formulation in `layers.CONV_FORMULATIONS`, and the
-GFLOP/s of those three passes (3 x the forward multiply-adds x 2).
+prints one JSON line. It contains the median time of a jitted forward pass plus the gradients
+with respect to the input and the kernel, per formulation (`layers.CONV_FORMULATIONS` for convolutions,
+"transpose/conv" pairs of `layers.TRANSPOSE_FORMULATIONS` and `layers.CONV_FORMULATIONS` for
+transposed ones), and the GFLOP/s of those three passes (3 x the forward multiply-adds x 2).
+The last line sums the times per formulation over the layers that it applies to.
 """
 
 import argparse
@@ -77,9 +79,20 @@ def forward_flop(call: dict, batch: int) -> float:
   return 2.0 * batch * call["x"][1] * call["x"][2] * kernel_h * kernel_w * in_channels * out_channels
 
 
+def layer_formulations(call: dict, conv_formulations: list[str]) -> list[str]:
+  """Returns the formulations to time for a layer: conv ones, or "transpose/conv" pairs."""
+  if call["kind"] == "conv":
+    return conv_formulations
+  return [f"{transpose}/{conv}" for transpose in layers.TRANSPOSE_FORMULATIONS
+          for conv in conv_formulations]
+
+
 def time_call(call: dict, batch: int, dtype, formulation: str, repeats: int) -> float:
   """Returns the median seconds of forward + both gradients of the layer under `formulation`."""
-  layers.set_conv_formulation(formulation)
+  transpose_formulation, _, conv_formulation = formulation.rpartition("/")
+  layers.set_conv_formulation(conv_formulation)
+  if transpose_formulation:
+    layers.set_transpose_formulation(transpose_formulation)
   x = jax.random.normal(jax.random.key(0), (batch, *call["x"][1:]), dtype)
   kernel = 0.02 * jax.random.normal(jax.random.key(1), call["kernel"], dtype)
 
@@ -113,6 +126,8 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=3, help="timed calls per layer")
   parser.add_argument("--formulations", default=",".join(layers.CONV_FORMULATIONS),
                       help="comma-separated names from layers.CONV_FORMULATIONS")
+  parser.add_argument("--network", default="", choices=("", "G", "D"),
+                      help="time only the layers of this network (empty = both)")
   args = parser.parse_args()
 
   formulations = args.formulations.split(",")
@@ -120,19 +135,21 @@ def main() -> None:
   if unknown:
     sys.exit(f"error: unknown formulation(s) {unknown}; known: {sorted(layers.CONV_FORMULATIONS)}")
   dtype = jnp.dtype(args.dtype)
-  totals = dict.fromkeys(formulations, 0.0)
+  totals = {}
   for index, call in enumerate(record_layers(args.arch, args.image_size, args.width)):
+    if args.network and call["network"] != args.network:
+      continue
     gflop = 3 * forward_flop(call, args.batch) / 1e9
     row = {"layer": index, "network": call["network"], "kind": call["kind"],
            "x": [args.batch, *call["x"][1:]], "kernel": list(call["kernel"]),
            "stride": call["stride"], "gflop_fwd_bwd": round(gflop, 2)}
-    for formulation in formulations:
+    for formulation in layer_formulations(call, formulations):
       seconds = time_call(call, args.batch, dtype, formulation, args.repeats)
-      totals[formulation] += seconds
+      totals[formulation] = totals.get(formulation, 0.0) + seconds
       row[f"{formulation}_s"] = round(seconds, 4)
       row[f"{formulation}_gflop_per_s"] = round(gflop / seconds, 1)
     print(json.dumps(row), flush=True)
-  print(json.dumps({"total_s": {name: round(t, 3) for name, t in totals.items()},
+  print(json.dumps({"total_s_per_formulation": {name: round(t, 3) for name, t in totals.items()},
                     "arch": args.arch, "image_size": args.image_size, "batch": args.batch,
                     "dtype": args.dtype}), flush=True)
 

@@ -102,9 +102,9 @@ def _xla_flop(function, *args) -> float:
 def component_flop_counts(config: ml_collections.ConfigDict, state) -> dict[str, float]:
   """Returns XLA's FLOP counts of the parts of a DCGAN train step, each compiled on its own.
 
-  The parts are G's forward pass, G's forward pass with its backward pass (the VJP with respect
-  to the parameters), D's loss and parameter gradients on a real and a fake batch, and the gradient
-  of G's loss with respect to the fakes through D. If the step reuses G's forward pass between the
+  The parts are G's forward pass and G's forward pass with its VJP with respect to G's
+  parameters. Then come D's loss and parameter gradients on a real and a fake batch, and the
+  gradient of G's loss with respect to the fakes through D. If the step reuses G's forward pass between the
   D and the G update, its count is about the sum of the last three plus the optimizer updates; a
   second G forward pass would add the first.
   """
