@@ -5,12 +5,14 @@ Workdir layout (only process 0 writes files other than checkpoints):
   samples/epoch_NNNN.png  5x5 grid from the same 25 fixed latents, every sample_every_epochs
   plots/losses.png        per-epoch mean losses, redrawn every epoch
   plots/scores.png        per-epoch mean D(x) and D(G(z))
-  summary.json            wall time per epoch and in total, last epoch's metric means
+  summary.json            wall time per epoch and in total, last epoch's metric means, and the
+                          per-epoch means of every metric ("history")
   config.json             the config of the latest start
   events.out.tfevents.*   TensorBoard scalars (step metrics and epoch means) and sample grids
 """
 
 import json
+import math
 import os
 import signal
 import sys
@@ -18,7 +20,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -35,8 +36,6 @@ from jaxgan.data import pipeline
 from jaxgan.errors import ConfigError
 from jaxgan.errors import JaxganError
 
-NUM_FIXED_SAMPLES = 25  # a 5x5 grid
-GRID_SIZE = 5
 _TRAIN_KEY_STREAM = 1
 
 # Config keys that cannot change when a run resumes. Shape keys change the arrays in the
@@ -76,27 +75,12 @@ class StopRequest:
       signal.signal(signum, handler)
 
 
-def _flatten(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  flat = {}
-
-  def visit(prefix, node):
-    for key, value in node.items():
-      name = f"{prefix}{key}"
-      if isinstance(value, (ml_collections.ConfigDict, dict)):
-        visit(f"{name}.", value)
-      else:
-        flat[name] = value
-
-  visit("", config)
-  return flat
-
-
 def structural_differences(
     saved: dict[str, Any], current: ml_collections.ConfigDict, keys: tuple[str, ...] = STRUCTURAL_KEYS
 ) -> list[str]:
   """Lists "key: saved -> current" for the given keys (and keys below them) that differ."""
-  saved_flat = _flatten(ml_collections.ConfigDict(saved))
-  current_flat = _flatten(current)
+  saved_flat = config_lib.flatten(ml_collections.ConfigDict(saved))
+  current_flat = config_lib.flatten(current)
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
     if not any(key == k or key.startswith(k + ".") for k in keys):
@@ -133,13 +117,15 @@ def _all_finite(values: dict[str, float]) -> bool:
 class _Outputs:
   """Files that process 0 writes: sample grids, curves, summary."""
 
-  def __init__(self, workdir: str, writer: metric_writers.MetricWriter):
+  def __init__(self, workdir: str, writer: metric_writers.MetricWriter,
+               grid_shape: tuple[int, int]):
     self.workdir = workdir
     self.writer = writer
+    self.grid_shape = grid_shape
     self.is_writer = jax.process_index() == 0
 
   def write_samples(self, epoch: int, step: int, images: np.ndarray) -> None:
-    grid = plots.make_grid(images, GRID_SIZE, GRID_SIZE)
+    grid = plots.make_grid(images, *self.grid_shape)
     self.writer.write_images(step, {"samples": grid[None]})
     if self.is_writer:
       path = os.path.join(self.workdir, "samples", f"epoch_{epoch:04d}.png")
@@ -160,6 +146,7 @@ class _Outputs:
         "wall_time_s": float(sum(meta.wall_times)),
         "wall_time_per_epoch_s": [round(t, 3) for t in meta.wall_times],
         "last_epoch_means": last,
+        "history": meta.history,
     }
     _write_json(os.path.join(self.workdir, "summary.json"), summary)
 
@@ -236,7 +223,7 @@ class Trainer:
     self.replicated = parallel.replicated(self.mesh)
 
     # The data is checked before the workdir is created, so a wrong data.dir leaves nothing behind.
-    self.source = pipeline.make_source(config)
+    self.source = family.make_source(config)
     logging.info("Data: %s", self.source.name)
     os.makedirs(workdir, exist_ok=True)
     self.steps_per_epoch = pipeline.steps_per_epoch(
@@ -265,18 +252,16 @@ class Trainer:
       self.writer = metric_writers.MultiWriter([])
     if not self.resumed:
       self.writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                                 for k, v in _flatten(self.config).items()})
-    self.outputs = _Outputs(self.workdir, self.writer)
+                                 for k, v in config_lib.flatten(self.config).items()})
+    self.outputs = _Outputs(self.workdir, self.writer, self.family.grid_shape(self.config))
 
   def _compile(self) -> None:
     """Jits the train step with explicit shardings, accumulating metrics in CLU collections."""
     config = self.config
     train_step = self.family.make_train_step(config, self.steps_per_epoch)
-    size = self.source.image_size
     self.step_inputs = jax.device_put(self.family.step_inputs(config), self.replicated)
-    example_batch = {
-        "image": jax.ShapeDtypeStruct((config.data.batch_size, size, size, 3), jnp.float32),
-        **self.step_inputs}
+    batch_spec = self.family.batch_spec(config, self.source)
+    example_batch = {**batch_spec, **self.step_inputs}
     metric_names = sorted(
         jax.eval_shape(train_step, self.state, example_batch, self.train_key)[1])
     self.collection = _make_collection(metric_names)
@@ -288,7 +273,7 @@ class Trainer:
       return state, window.merge(update), epoch_totals.merge(update)
 
     replicated = self.replicated
-    batch_shardings = {"image": parallel.batch_sharded(self.mesh)}
+    batch_shardings = {name: parallel.batch_sharded(self.mesh) for name in batch_spec}
     batch_shardings.update({name: replicated for name in self.step_inputs})
     self.jitted_step = jax.jit(
         step_and_accumulate,
@@ -297,7 +282,7 @@ class Trainer:
         donate_argnums=(0, 3, 4))
     self.generate = jax.jit(self.family.generate, out_shardings=replicated)
     self.fixed_latents = jax.device_put(
-        self.family.fixed_latents(config, NUM_FIXED_SAMPLES), replicated)
+        self.family.fixed_latents(config, math.prod(self.family.grid_shape(config))), replicated)
 
   def _empty_metrics(self):
     return jax.device_put(self.collection.empty(), self.replicated)
@@ -311,12 +296,13 @@ class Trainer:
 
     self._open_writer()
     logging.info("Training %s/%s from epoch %d of %d: %d steps per epoch, global batch %d, %d "
-                 "device(s).", config.model.family, config.model.arch, meta.epoch + 1,
+                 "device(s).", config.model.family, config.model.get("arch", "-"), meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
                  jax.device_count())
     self.display = progress.Progress(
         total_steps=self.num_epochs * self.steps_per_epoch,
-        steps_per_epoch=self.steps_per_epoch, start_step=self.step)
+        steps_per_epoch=self.steps_per_epoch, start_step=self.step,
+        metrics=self.family.progress_metrics)
 
     with StopRequest() as stop_request:
       while meta.epoch < self.num_epochs:
@@ -353,16 +339,15 @@ class Trainer:
                    meta.batch_in_epoch, meta.epoch + 1)
     self.epoch_start = time.perf_counter()
     window, epoch_totals = self._empty_metrics(), self._empty_metrics()
-    dataset = pipeline.make_epoch_dataset(
-        self.source, seed=config.seed, epoch=meta.epoch, global_batch_size=config.data.batch_size,
-        start_batch=meta.batch_in_epoch, sharding=self.data_sharding,
-        prefetch_batches=config.data.prefetch_batches)
+    batches = self.family.epoch_batches(
+        self.source, config, epoch=meta.epoch, start_batch=meta.batch_in_epoch,
+        sharding=self.data_sharding)
 
     # The input wait of a log window: the time spent waiting for the next batch, over the wall
     # time since the window began (the epoch's start or the previous log line).
     wait_time = 0.0
     window_start = wait_start = time.perf_counter()
-    for local_batch in pipeline.iterate_epoch(dataset):
+    for local_batch in batches:
       wait_time += time.perf_counter() - wait_start
       batch = {**parallel.global_batch(local_batch, self.mesh), **self.step_inputs}
       self.state, window, epoch_totals = self.jitted_step(
