@@ -109,10 +109,10 @@ def conv_auto(x: jax.Array, kernel: jax.Array, stride: int,
   """Computes the convolution with the formulation that was fastest on CPU for its shape.
 
   On the CPU backend, convolutions with at least AUTO_MIN_CHANNELS input and output channels use
-  `conv_patches`: in interleaved measurements on a 2-core AVX-512 AMD EPYC (jaxlib 0.10.2, see
-  docs/benchmarks.md), forward plus both gradients of w7's stride-1 D block and of the strided
-  convolution inside G's last transposed convolution ran 1.3-1.8x faster than with XLA's convolution, in float32 and
-  bfloat16. Other backends, and the RGB layers, keep `conv_xla`.
+  `conv_patches`. In interleaved measurements on a 2-core AVX-512 AMD EPYC (jaxlib 0.10.2, see
+  docs/benchmarks.md), it ran forward plus both gradients 1.3-1.8x faster than XLA's convolution,
+  in float32 and bfloat16, on two layers: w7's stride-1 D block and the strided convolution
+  inside G's last transposed convolution. Other backends, and the RGB layers, keep `conv_xla`.
   """
   in_channels, out_channels = kernel.shape[2:]
   if jax.default_backend() == "cpu" and min(in_channels, out_channels) >= AUTO_MIN_CHANNELS:
