@@ -398,8 +398,10 @@ class Trainer:
         self.source, config, epoch=meta.epoch, start_batch=meta.batch_in_epoch,
         sharding=self.data_sharding)
 
+    # The input wait of a log window: the time spent waiting for the next batch, over the wall
+    # time since the window began (the epoch's start or the previous log line).
     wait_time = 0.0
-    wait_start = time.perf_counter()
+    window_start = wait_start = time.perf_counter()
     for local_batch in batches:
       wait_time += time.perf_counter() - wait_start
       batch = {**parallel.global_batch(local_batch, self.mesh), **self.step_inputs}
@@ -413,8 +415,9 @@ class Trainer:
       meta.batch_in_epoch += 1
 
       if self.step % config.train.log_every_steps == 0:
-        self._log_window(window, wait_time)
-        window, wait_time = self._empty_metrics(), 0.0
+        now = time.perf_counter()
+        self._log_window(window, wait_time / max(now - window_start, 1e-9))
+        window, wait_time, window_start = self._empty_metrics(), 0.0, now
       if window_steps and self.step % window_steps == 0:
         self._check_step_window(monitor_window, window_steps)
         monitor_window = self._empty_metrics()
@@ -459,9 +462,9 @@ class Trainer:
     self.meta.pinned_steps = sorted(set(self.meta.pinned_steps) | set(ring))
     return ring
 
-  def _log_window(self, window, wait_time: float) -> None:
+  def _log_window(self, window, input_wait_fraction: float) -> None:
     means = self._check_finite(window)
-    means["input_wait_fraction"] = wait_time / max(self.display.seconds_since_log(), 1e-9)
+    means["input_wait_fraction"] = input_wait_fraction
     means["steps_per_sec"] = self.display.log(self.step, self.meta.epoch, means)
     self.writer.write_scalars(self.step, means)
 

@@ -82,6 +82,30 @@ def test_tensorboard_events_hold_metrics(tmp_path):
   assert "samples" in tags or events.Tags()["images"]
 
 
+def test_input_wait_fraction_of_slow_input(tmp_path, monkeypatch):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+
+  original_iterate = pipeline.iterate_epoch
+
+  def slow_iterate(dataset):
+    for element in original_iterate(dataset):
+      time.sleep(0.5)
+      yield element
+
+  monkeypatch.setattr(pipeline, "iterate_epoch", slow_iterate)
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+  events.Reload()
+  fractions = {event.step: float(tensor_util.make_ndarray(event.tensor_proto))
+               for event in events.Tensors("input_wait_fraction")}
+  assert sorted(fractions) == list(range(1, 9))
+  # Step 1 also compiles the step. Step 5 is the first of epoch 2: its window starts with the
+  # epoch, not before the previous epoch's samples and checkpoint.
+  for step in range(2, 9):
+    assert 0.5 < fractions[step] <= 1.0, (step, fractions)
+
+
 def test_resume_equals_uninterrupted_run(tmp_path):
   straight = tmp_path / "straight"
   resumed = tmp_path / "resumed"
