@@ -399,6 +399,7 @@ class Trainer:
     epoch_means = self._check_finite(epoch_totals)
     meta.wall_times.append(time.perf_counter() - self.epoch_start)
     if epoch_means:
+      epoch_means.update(self.family.epoch_metrics(config, epoch_means))
       meta.history.setdefault("epoch", []).append(meta.epoch + 1)
       for name, value in epoch_means.items():
         meta.history.setdefault(name, []).append(value)

@@ -68,6 +68,29 @@ class Sharding:
   process_count: int = 1
 
 
+def local_index_batches(
+    order: np.ndarray,
+    num_batches: int,
+    global_batch_size: int,
+    *,
+    start_batch: int = 0,
+    sharding: Sharding = Sharding(),
+) -> np.ndarray:
+  """Returns this process's columns of batches [start_batch, num_batches) of `order`.
+
+  The result is an int array [num_batches - start_batch, global_batch_size / process_count].
+  """
+  if global_batch_size % sharding.process_count:
+    raise ConfigError(
+        f"Invalid config value data.batch_size={global_batch_size}: it must be divisible by the "
+        f"number of processes ({sharding.process_count}).")
+  local_batch_size = global_batch_size // sharding.process_count
+  columns = slice(
+      sharding.process_index * local_batch_size, (sharding.process_index + 1) * local_batch_size)
+  order = order[: num_batches * global_batch_size]
+  return order.reshape(num_batches, global_batch_size)[start_batch:, columns]
+
+
 def make_epoch_dataset(
     source: source_lib.ImageSource,
     *,
@@ -84,16 +107,11 @@ def make_epoch_dataset(
   incomplete batch of the epoch is dropped.
   """
   tf = tf_setup.import_tensorflow()
-  if global_batch_size % sharding.process_count:
-    raise ConfigError(
-        f"Invalid config value data.batch_size={global_batch_size}: it must be divisible by the "
-        f"number of processes ({sharding.process_count}).")
-  local_batch_size = global_batch_size // sharding.process_count
   num_batches = source.num_images // global_batch_size
-  order = epoch_order(seed, epoch, source.num_images)[: num_batches * global_batch_size]
-  columns = slice(
-      sharding.process_index * local_batch_size, (sharding.process_index + 1) * local_batch_size)
-  index_batches = order.reshape(num_batches, global_batch_size)[start_batch:, columns]
+  order = epoch_order(seed, epoch, source.num_images)
+  index_batches = local_index_batches(
+      order, num_batches, global_batch_size, start_batch=start_batch, sharding=sharding)
+  local_batch_size = index_batches.shape[1]
 
   size = source.image_size
 
