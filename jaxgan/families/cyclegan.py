@@ -58,6 +58,11 @@ def _apply(graphdef, params, inputs):
   return nnx.merge(graphdef, params)(inputs)
 
 
+def translate(generator_graphdef: Any, params: nnx.State, images: jax.Array) -> jax.Array:
+  """Runs G or F (chosen by `params`) on images [N, s, s, 3] in [-1, 1]."""
+  return _apply(generator_graphdef, params, images)
+
+
 def batch_std(images: jax.Array) -> jax.Array:
   """Returns the standard deviation over the batch axis, averaged over pixels and channels."""
   return jnp.std(images, axis=0).mean()
@@ -306,11 +311,10 @@ class CycleGANFamily(families.Family):
   def generate(self, state: CycleGANState, latents: dict[str, jax.Array]) -> jax.Array:
     """Returns the grid rows A, G(A), F(G(A)), B, F(B), G(F(B)), concatenated: [6n, s, s, 3]."""
     a, b = latents["a"], latents["b"]
-    translate = functools.partial(_apply, state.generator_graphdef)
-    g_a = translate(state.g_params, a)
-    f_b = translate(state.f_params, b)
-    return jnp.concatenate([
-        a, g_a, translate(state.f_params, g_a), b, f_b, translate(state.g_params, f_b)])
+    run = functools.partial(translate, state.generator_graphdef)
+    g_a = run(state.g_params, a)
+    f_b = run(state.f_params, b)
+    return jnp.concatenate([a, g_a, run(state.f_params, g_a), b, f_b, run(state.g_params, f_b)])
 
   def epoch_metrics(self, config: ml_collections.ConfigDict,
                     epoch_means: dict[str, float]) -> dict[str, float]:
