@@ -309,7 +309,7 @@ class Trainer:
 
     self._open_writer()
     logging.info("Training %s/%s from epoch %d of %d: %d steps per epoch, global batch %d, %d "
-                 "device(s).", config.model.family, config.model.arch, meta.epoch + 1,
+                 "device(s).", config.model.family, config.model.get("arch", "-"), meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
                  jax.device_count())
     self.display = progress.Progress(
