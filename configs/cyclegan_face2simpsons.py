@@ -1,9 +1,9 @@
 """CycleGAN from adult human faces (UTKFace) to Simpsons faces and back, at 128x128.
 
 Method: Zhu, Park, Isola and Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent
-Adversarial Networks", ICCV 2017 (arXiv:1703.10593): ResNet generators with 6 blocks at 128x128,
-70x70 PatchGANs, LSGAN, cycle weight 10, identity weight 5, image pools of 50, Adam 2e-4, 100
-epochs constant and 100 epochs of linear decay, batch 1.
+Adversarial Networks", ICCV 2017 (arXiv:1703.10593). Its settings at 128x128: ResNet generators
+with 6 blocks, 70x70 PatchGANs, LSGAN, cycle weight 10, identity weight 5, and image pools of 50.
+Adam runs at 2e-4 for 100 epochs and decays linearly to 0 over 100 more, with batch 1.
 
     python -m jaxgan.main --config configs/cyclegan_face2simpsons.py --workdir runs/cyclegan \
         --config.data.dir=<UTKFace folder> --config.data_b.dir=<Simpsons faces folder>

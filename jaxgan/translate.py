@@ -4,8 +4,8 @@
     python -m jaxgan.translate --workdir runs/cyclegan --input photos/ --out translated/ \
         --direction b2a
 
-Each image is center-cropped to a square and resized to the run's image size before the newest
-checkpoint's G (a2b) or F (b2a) translates it; the output is a PNG at that size. A folder input
+Each image is center-cropped to a square and resized to the run's image size. Then G (a2b) or F
+(b2a) of the newest checkpoint translates it, and the output is a PNG at that size. A folder input
 translates every PNG and JPEG file directly inside it into `--out`/<name>.png. Exit status 2, with
 one line on stderr, for a missing workdir or checkpoint and for unreadable images.
 """
@@ -54,7 +54,7 @@ def load_generator(workdir: str | os.PathLike, direction: str):
   config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
   if config.model.family != "cyclegan":
     raise ConfigError(
-        f"Workdir {workdir} holds a {config.model.family!r} run, but translation needs a "
+        f"Workdir {workdir} contains a {config.model.family!r} run, but translation needs a "
         "'cyclegan' run. Pass the --workdir of a CycleGAN run.")
   if not (workdir / "checkpoints").is_dir():
     raise ConfigError(

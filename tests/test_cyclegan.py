@@ -339,7 +339,8 @@ def test_epoch_covers_larger_domain_once(tmp_path):
     assert batch["image_a"].shape == (2, 32, 32, 3)
     assert batch["image_b"].shape == (2, 32, 32, 3)
     assert batch["image_a"].dtype == np.float32
-    assert -1.0 <= batch["image_a"].min() and batch["image_a"].max() <= 1.0
+    assert batch["image_a"].min() >= -1.0
+    assert batch["image_a"].max() <= 1.0
 
   # B (6 images) is seen once; A (4 images) once and then 2 of them again.
   b_order = unpaired.domain_order(0, 0, "b", 6, 6)

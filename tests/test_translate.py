@@ -1,4 +1,4 @@
-"""Tests of `python -m jaxgan.translate` on a workdir with a real (untrained) CycleGAN checkpoint."""
+"""Tests of `python -m jaxgan.translate` on a workdir with an untrained CycleGAN checkpoint."""
 
 import json
 import os

@@ -1,8 +1,8 @@
 """Base config of the CycleGAN family (Zhu et al., 2017); configs/cyclegan_*.py start from it.
 
 The values are the paper's at 128x128: ResNet generators with 6 blocks and width 64, 70x70
-PatchGANs, LSGAN loss, cycle weight 10, identity weight 0.5 x 10, pools of 50 images, Adam 2e-4
-with betas (0.5, 0.999), constant for 100 epochs and then linearly to 0 over 100 more, batch 1.
+PatchGANs, LSGAN loss, cycle weight 10, identity weight 0.5 x 10 and pools of 50 images. Adam
+(betas 0.5, 0.999) runs at 2e-4 for 100 epochs, then decays linearly to 0 over 100 more, batch 1.
 Both domains default to the built-in generated faces (B with red and blue swapped), so that the
 config runs on a fresh install.
 """

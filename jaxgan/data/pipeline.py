@@ -36,13 +36,8 @@ def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
   if data.source == "folder":
     from jaxgan.data import folder  # pylint: disable=g-import-not-at-top
 
-    exclude_ids = [i.strip() for i in str(data.exclude_ids).split(",") if i.strip()]
-    if data.exclude_known_non_faces:
-      from jaxgan.data import simpsons_faces_tfds  # pylint: disable=g-import-not-at-top
-
-      exclude_ids += [str(i) for i in sorted(simpsons_faces_tfds.NON_FACE_IDS)]
     return folder.make_source(
-        data.dir, data.image_size, exclude_ids=exclude_ids, min_images=min_images,
+        data.dir, data.image_size, exclude_ids=folder_exclude_ids(data), min_images=min_images,
         cache_max_bytes=cache_max_bytes, num_threads=data.num_threads)
 
   if data.source == "tfds":
@@ -53,6 +48,17 @@ def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
         manual_dir=data.tfds_manual_dir or None, min_images=min_images)
 
   raise ConfigError(f"Invalid config value data.source={data.source!r}")
+
+
+def folder_exclude_ids(data: ml_collections.ConfigDict) -> list[str]:
+  """Returns the file ids that the "folder" source leaves out: data.exclude_ids, plus the known
+  Simpsons Faces non-faces when data.exclude_known_non_faces is set."""
+  exclude_ids = [i.strip() for i in str(data.exclude_ids).split(",") if i.strip()]
+  if data.exclude_known_non_faces:
+    from jaxgan.data import simpsons_faces_tfds  # pylint: disable=g-import-not-at-top
+
+    exclude_ids += [str(i) for i in sorted(simpsons_faces_tfds.NON_FACE_IDS)]
+  return exclude_ids
 
 
 def epoch_order(seed: int, epoch: int, num_images: int) -> np.ndarray:

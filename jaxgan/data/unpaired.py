@@ -25,6 +25,7 @@ from jaxgan.data import pipeline
 from jaxgan.data import source as source_lib
 from jaxgan.data import tf_setup
 from jaxgan.errors import ConfigError
+from jaxgan.errors import DataError
 
 DOMAINS = ("a", "b")
 # Keys of config.data that config.data_b overrides for domain B.
@@ -120,10 +121,10 @@ def select_paths(paths: list[Path], *, min_age: int, max_images: int, seed: int,
           "Skipped %d of %d files of domain %s whose names do not start with an age and '_' "
           "(UTKFace naming), for example %s.", len(unparsed), len(kept), domain.upper(),
           unparsed[0].name)
-    old = [path for path, age in zip(kept, ages) if age is not None and age >= min_age]
-    logging.info("Domain %s: %d files with age >= %d, %d younger.", domain.upper(), len(old),
-                 min_age, len(kept) - len(unparsed) - len(old))
-    kept = old
+    adults = [path for path, age in zip(kept, ages) if age is not None and age >= min_age]
+    logging.info("Domain %s: %d files with age >= %d, %d younger.", domain.upper(), len(adults),
+                 min_age, len(kept) - len(unparsed) - len(adults))
+    kept = adults
   if 0 < max_images < len(kept):
     rng = np.random.default_rng([seed, _SUBSET_STREAM, DOMAINS.index(domain)])
     chosen = np.sort(rng.choice(len(kept), max_images, replace=False))
@@ -166,29 +167,27 @@ def _subset(source: source_lib.ImageSource, max_images: int, seed: int,
 
 def _folder_paths(config: ml_collections.ConfigDict, domain: str) -> list[Path]:
   data = domain_config(config, domain).data
-  exclude_ids = [i.strip() for i in str(data.exclude_ids).split(",") if i.strip()]
-  paths, _ = images.list_image_files(data.dir, exclude_ids)
+  paths, _ = images.list_image_files(data.dir, pipeline.folder_exclude_ids(data))
   return select_paths(paths, min_age=data.min_age, max_images=data.max_images,
                       seed=config.seed, domain=domain)
 
 
 def make_domain_source(config: ml_collections.ConfigDict, domain: str) -> source_lib.ImageSource:
   """Creates the image source of one domain, with its filters applied."""
-  one = domain_config(config, domain)
-  data = one.data
+  domain_settings = domain_config(config, domain)
+  data = domain_settings.data
   if data.source == "folder" and (data.min_age or data.max_images):
-    exclude_ids = [i.strip() for i in str(data.exclude_ids).split(",") if i.strip()]
 
     def select(paths: list[Path]) -> list[Path]:
       return select_paths(paths, min_age=data.min_age, max_images=data.max_images,
                           seed=config.seed, domain=domain)
 
     source = folder.make_source(
-        data.dir, data.image_size, exclude_ids=exclude_ids, min_images=data.batch_size,
-        cache_max_bytes=int(data.cache_max_gib * (1 << 30)), num_threads=data.num_threads,
-        select=select)
+        data.dir, data.image_size, exclude_ids=pipeline.folder_exclude_ids(data),
+        min_images=data.batch_size, cache_max_bytes=int(data.cache_max_gib * (1 << 30)),
+        num_threads=data.num_threads, select=select)
   else:
-    source = _subset(pipeline.make_source(one), data.max_images, config.seed, domain)
+    source = _subset(pipeline.make_source(domain_settings), data.max_images, config.seed, domain)
   return _with_channel_order(source, data.channel_order)
 
 
@@ -260,7 +259,12 @@ def fixed_images(config: ml_collections.ConfigDict, domain: str, num: int) -> np
   if data.source == "folder":
     paths = _folder_paths(config, domain)
     chosen = rng.choice(len(paths), min(num, len(paths)), replace=False)
-    pixels = np.stack([images.read_image(paths[i], data.image_size) for i in chosen])
+    try:
+      pixels = np.stack([images.read_image(paths[i], data.image_size) for i in chosen])
+    except images.UnreadableImageError as error:
+      raise DataError(
+          f"Image file {error.path} of the sample grid could not be read: {error.reason}. Remove "
+          "or replace the file.") from error
     pixels = _permute_channels(data.channel_order, pixels)
   else:
     source = make_domain_source(config, domain)

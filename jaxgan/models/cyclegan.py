@@ -122,7 +122,7 @@ class PatchDiscriminator(nnx.Module):
 
 
 def receptive_field(layout: tuple[tuple[int, int], ...]) -> int:
-  """Returns the side in input pixels that one output pixel of a conv stack sees."""
+  """Returns the side in input pixels on which one output pixel of a conv stack depends."""
   field, jump = 1, 1
   for kernel, stride in layout:
     field += (kernel - 1) * jump
