@@ -16,6 +16,7 @@ from flax import nnx
 from PIL import Image
 
 from jaxgan import checkpoint
+from jaxgan import config_lib
 from jaxgan import families
 from jaxgan import image_pool
 from jaxgan import losses
@@ -394,6 +395,28 @@ def test_folder_domain_needs_dir():
   config.data_b.source = "folder"
   with pytest.raises(ConfigError, match="Missing config value data_b.dir"):
     families.get("cyclegan").validate(config)
+
+
+@pytest.mark.parametrize("preset, size, blocks, identity", [
+    ("", 128, 6, 0.5), ("64", 64, 4, 0.0), ("tiny", 32, 1, 0.5)])
+def test_experiment_presets_validate(preset, size, blocks, identity, tmp_path):
+  config = cyclegan_face2simpsons.get_config(preset)
+  if config.data.source == "folder":
+    config.data.dir = str(tmp_path)
+    config.data_b.dir = str(tmp_path)
+  config_lib.validate_common(config)
+  families.get("cyclegan").validate(config)
+  assert config.data.image_size == size
+  assert config.model.num_blocks == blocks
+  assert config.loss.identity_weight == identity
+  assert config.loss.cycle_weight == 10.0
+  assert config.loss.adversarial == "lsgan"
+
+
+def test_experiment_config_needs_folders():
+  config = cyclegan_face2simpsons.get_config()
+  with pytest.raises(ConfigError, match="Missing config value data.dir"):
+    config_lib.validate_common(config)
 
 
 # End to end.
