@@ -41,7 +41,10 @@ _TRAIN_KEY_STREAM = 1
 # checkpoint, so no flag can override them. The others change the meaning of the saved data
 # position or random streams, which --allow_config_change accepts.
 SHAPE_KEYS = ("model", "data.image_size")
-STRUCTURAL_KEYS = SHAPE_KEYS + ("data.batch_size", "data.source", "seed")
+# The data_b and min_age/max_images keys select the images of two-domain families (CycleGAN).
+STRUCTURAL_KEYS = SHAPE_KEYS + (
+    "data.batch_size", "data.source", "data.min_age", "data.max_images", "data_b.source",
+    "data_b.min_age", "data_b.max_images", "seed")
 
 
 class TrainingDivergedError(JaxganError):

@@ -419,6 +419,15 @@ def test_experiment_config_needs_folders():
     config_lib.validate_common(config)
 
 
+def test_resume_check_covers_domain_b():
+  saved = tiny_config().to_dict()
+  current = tiny_config()
+  current.data_b.max_images = 10
+  current.data.min_age = 18
+  assert train.structural_differences(saved, current) == [
+      "data.min_age: 0 -> 18", "data_b.max_images: 0 -> 10"]
+
+
 # End to end.
 
 
