@@ -12,7 +12,6 @@ one line on stderr, for a missing workdir or checkpoint and for unreadable image
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from absl import app
@@ -61,7 +60,7 @@ def load_generator(workdir: str | os.PathLike, direction: str):
         f"Workdir {workdir} contains no checkpoints yet. Wait for the run to save one (at the end "
         "of an epoch) or pass another --workdir.")
 
-  checkpointer = checkpoint.Checkpointer(workdir, keep=config.train.keep_checkpoints)
+  checkpointer = checkpoint.Checkpointer(workdir, keep=1, read_only=True)
   try:
     step = checkpointer.latest_step()
     if step is None:
@@ -133,17 +132,17 @@ def translate_files(workdir: str, input_path: str, out: str, direction: str) -> 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from jaxgan import cli  # pylint: disable=g-import-not-at-top
   from jaxgan.errors import JaxganError  # pylint: disable=g-import-not-at-top
 
   for flag in (_WORKDIR, _INPUT, _OUT):
     if not flag.value:
-      sys.stderr.write(f"Error: missing --{flag.name}. Run with --help for the usage.\n")
-      sys.exit(2)
+      cli.exit_with_error(f"missing --{flag.name}. Run with --help for the usage.")
+  logging.get_absl_handler().addFilter(cli.QuietLibraryFilter())
   try:
     written = translate_files(_WORKDIR.value, _INPUT.value, _OUT.value, _DIRECTION.value)
   except JaxganError as error:
-    sys.stderr.write(f"Error: {error}\n")
-    sys.exit(2)
+    cli.exit_with_error(str(error))
   for path in written:
     print(path)
 
