@@ -105,6 +105,7 @@ def test_translate_missing_workdir_and_checkpoint(workdir, tmp_path):
     translate.translate_files(str(empty), str(photo), str(tmp_path / "o.png"), "a2b")
 
 
+@pytest.mark.slow
 def test_translate_cli_exit_codes(workdir, tmp_path):
   path, _ = workdir
   fake = tmp_path / "fake.png"
