@@ -49,7 +49,10 @@ _TRAIN_KEY_STREAM = 1
 # checkpoint, so no flag can override them. The others change the meaning of the saved data
 # position or random streams, which --allow_config_change accepts.
 SHAPE_KEYS = ("model", "data.image_size")
-STRUCTURAL_KEYS = SHAPE_KEYS + ("data.batch_size", "data.source", "seed")
+# The data_b and min_age/max_images keys select the images of two-domain families (CycleGAN).
+STRUCTURAL_KEYS = SHAPE_KEYS + (
+    "data.batch_size", "data.source", "data.min_age", "data.max_images", "data_b.source",
+    "data_b.min_age", "data_b.max_images", "seed")
 # Keys under SHAPE_KEYS that change no array in the checkpoint: the compute dtype of the networks.
 # Changing them is a structural difference, which --allow_config_change accepts.
 SHAPE_NEUTRAL_KEYS = ("model.dtype",)
@@ -483,6 +486,7 @@ class Trainer:
     epoch_means = self._check_finite(epoch_totals)
     meta.wall_times.append(time.perf_counter() - self.epoch_start)
     if epoch_means:
+      epoch_means.update(self.family.epoch_metrics(config, epoch_means))
       meta.history.setdefault("epoch", []).append(meta.epoch + 1)
       for name, value in epoch_means.items():
         meta.history.setdefault(name, []).append(value)
