@@ -63,3 +63,47 @@ def hinge_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> 
 def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
   """Hinge loss of G: -mean(D(G(z)))."""
   return -fake_logits.mean()
+
+
+# Adversarial objectives on raw discriminator outputs (logits, or least-squares scores).
+ADVERSARIAL_LOSSES = ("lsgan", "non_saturating", "hinge")
+
+
+def adversarial_d_loss(kind: str, real_outputs: jax.Array, fake_outputs: jax.Array) -> jax.Array:
+  """Returns half the sum of D's real and fake terms, each a mean over all outputs.
+
+  lsgan: (D(x) - 1)^2 and D(G(z))^2 (Mao et al., 2017). non_saturating: BCE(D(x), 1) and
+  BCE(D(G(z)), 0) on logits. hinge: relu(1 - D(x)) and relu(1 + D(G(z))). The factor 1/2 slows D
+  relative to G, as in the CycleGAN authors' code.
+  """
+  if kind == "lsgan":
+    real_term = jnp.square(real_outputs - 1.0).mean()
+    fake_term = jnp.square(fake_outputs).mean()
+  elif kind == "non_saturating":
+    real_term = bce(real_outputs, 1.0)
+    fake_term = bce(fake_outputs, 0.0)
+  elif kind == "hinge":
+    real_term = jax.nn.relu(1.0 - real_outputs).mean()
+    fake_term = jax.nn.relu(1.0 + fake_outputs).mean()
+  else:
+    raise ValueError(f"unknown adversarial loss {kind!r}; expected one of {ADVERSARIAL_LOSSES}")
+  return 0.5 * (real_term + fake_term)
+
+
+def adversarial_g_loss(kind: str, fake_outputs: jax.Array) -> jax.Array:
+  """Returns G's term for D's outputs on fakes, a mean over all outputs.
+
+  lsgan: (D(G(z)) - 1)^2. non_saturating: BCE(D(G(z)), 1). hinge: -D(G(z)).
+  """
+  if kind == "lsgan":
+    return jnp.square(fake_outputs - 1.0).mean()
+  if kind == "non_saturating":
+    return bce(fake_outputs, 1.0)
+  if kind == "hinge":
+    return -fake_outputs.mean()
+  raise ValueError(f"unknown adversarial loss {kind!r}; expected one of {ADVERSARIAL_LOSSES}")
+
+
+def l1(x: jax.Array, y: jax.Array) -> jax.Array:
+  """Returns the mean absolute difference, as the cycle and identity losses of CycleGAN use."""
+  return jnp.abs(x - y).mean()

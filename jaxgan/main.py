@@ -26,6 +26,23 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False,
     "Resume a workdir even when its saved config differs in the model, image size, batch size, "
     "data source or seed.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False,
+    "Run as one process of a multi-process job (jax.distributed.initialize). Values that "
+    "--coordinator_address, --num_processes and --process_id leave unset are detected from the "
+    "cluster environment: SLURM, Open MPI, Cloud TPU, Kubernetes. Implied by any of those flags.")
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    "coordinator_address", None,
+    "host:port of the coordinator that process 0 starts; every process passes the same value.")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Number of processes in the job.", lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "Index of this process in the job, from 0 to --num_processes - 1.",
+    lower_bound=0)
+_INITIALIZATION_TIMEOUT = flags.DEFINE_integer(
+    "initialization_timeout", 300,
+    "Seconds that a process waits for all processes to connect to the coordinator before it "
+    "aborts.", lower_bound=1)
 
 
 def _without_traceback(message: str) -> str:
@@ -117,6 +134,24 @@ def load_config():
   return config
 
 
+def _multi_process_arguments() -> tuple[str | None, int | None, int | None] | None:
+  """Returns (coordinator_address, num_processes, process_id) to start with, or None for one process.
+
+  Exits with status 2 when the values contradict each other.
+  """
+  address, num_processes, process_id = (
+      _COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if not _DISTRIBUTED.value and (address, num_processes, process_id) == (None, None, None):
+    return None
+  if address is not None and not address.rpartition(":")[2].isdigit():
+    _exit_with_error(f"Invalid --coordinator_address={address}: expected host:port, for example "
+                     "10.0.0.1:1234.")
+  if num_processes is not None and process_id is not None and process_id >= num_processes:
+    _exit_with_error(f"Invalid --process_id={process_id}: it must be less than "
+                     f"--num_processes={num_processes}.")
+  return address, num_processes, process_id
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -127,16 +162,19 @@ def main(argv: list[str]) -> None:
 
   logging.get_absl_handler().addFilter(cli.QuietLibraryFilter())
   config = load_config()
+  multi_process = _multi_process_arguments()
 
   # Imported here so that --help and flag errors do not pay for importing JAX and TensorFlow.
   import jax  # pylint: disable=g-import-not-at-top
+  from jaxgan import parallel  # pylint: disable=g-import-not-at-top
   from jaxgan import train  # pylint: disable=g-import-not-at-top
   from jaxgan.errors import JaxganError  # pylint: disable=g-import-not-at-top
 
-  logging.info("JAX %s, process %d of %d, %d local and %d global devices: %s", jax.__version__,
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count(), jax.devices()[0].device_kind)
   try:
+    if multi_process is not None:
+      # Must come before any other JAX call: those initialize the single-process backend.
+      parallel.initialize_processes(*multi_process, timeout_s=_INITIALIZATION_TIMEOUT.value)
+    logging.info("JAX %s: %s", jax.__version__, parallel.describe_topology())
     train.train_and_evaluate(config, _WORKDIR.value, _ALLOW_CONFIG_CHANGE.value)
   except JaxganError as error:
     # absl logging writes the message to stderr, so it is not printed a second time.

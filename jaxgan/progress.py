@@ -30,9 +30,6 @@ class Progress:
     self._last_time = time.perf_counter()
     self._last_step = start_step
 
-  def seconds_since_log(self) -> float:
-    return time.perf_counter() - self._last_time
-
   def log(self, step: int, epoch: int, means: dict[str, float]) -> float:
     """Reports step `step` of 0-based `epoch`; returns the steps/s since the previous report."""
     now = time.perf_counter()
@@ -43,6 +40,8 @@ class Progress:
     in_epoch = step - epoch * self.steps_per_epoch
     line = (f"epoch {epoch + 1} step {step}/{self.total_steps} ({in_epoch}/{self.steps_per_epoch} "
             f"in epoch) {summary} | {rate:.2f} steps/s, ETA {format_duration(eta)}")
+    if "input_wait_fraction" in means:
+      line += f", input wait {means['input_wait_fraction']:.0%}"
     if self.interactive:
       sys.stderr.write("\r\033[K" + line)
       sys.stderr.flush()

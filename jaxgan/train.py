@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 from clu import metrics as clu_metrics
+from jax.experimental import multihost_utils
 
 from jaxgan import checkpoint
 from jaxgan import config_lib
@@ -49,7 +50,13 @@ _TRAIN_KEY_STREAM = 1
 # checkpoint, so no flag can override them. The others change the meaning of the saved data
 # position or random streams, which --allow_config_change accepts.
 SHAPE_KEYS = ("model", "data.image_size")
-STRUCTURAL_KEYS = SHAPE_KEYS + ("data.batch_size", "data.source", "seed")
+# The data_b and min_age/max_images keys select the images of two-domain families (CycleGAN).
+STRUCTURAL_KEYS = SHAPE_KEYS + (
+    "data.batch_size", "data.source", "data.min_age", "data.max_images", "data_b.source",
+    "data_b.min_age", "data_b.max_images", "seed")
+# Keys under SHAPE_KEYS that change no array in the checkpoint: the compute dtype of the networks.
+# Changing them is a structural difference, which --allow_config_change accepts.
+SHAPE_NEUTRAL_KEYS = ("model.dtype",)
 
 
 class TrainingDivergedError(JaxganError):
@@ -81,16 +88,32 @@ class StopRequest:
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
 
+  def agreed(self) -> bool:
+    """Returns whether any process received a stop signal; all processes must call it together.
+
+    A signal can reach the processes of a job at different steps (or reach only one of them), and
+    a process that stops while the others run on would leave them waiting in the next collective.
+    With several processes this is an all-gather, one small collective per call.
+    """
+    if jax.process_count() == 1:
+      return self.requested
+    requests = multihost_utils.process_allgather(np.int32(self.requested))
+    return bool(np.any(requests))
+
 
 def structural_differences(
-    saved: dict[str, Any], current: ml_collections.ConfigDict, keys: tuple[str, ...] = STRUCTURAL_KEYS
+    saved: dict[str, Any], current: ml_collections.ConfigDict, keys: tuple[str, ...] = STRUCTURAL_KEYS,
+    exclude: tuple[str, ...] = (),
 ) -> list[str]:
-  """Lists "key: saved -> current" for the given keys (and keys below them) that differ."""
+  """Lists "key: saved -> current" for the given keys (and keys below them) that differ.
+
+  Keys in `exclude` are skipped.
+  """
   saved_flat = config_lib.flatten(ml_collections.ConfigDict(saved))
   current_flat = config_lib.flatten(current)
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
-    if not any(key == k or key.startswith(k + ".") for k in keys):
+    if not any(key == k or key.startswith(k + ".") for k in keys) or key in exclude:
       continue
     # A key that the saved config lacks was added to jaxgan after that run started, so the run
     # can still resume. NOTE: the only such key so far is model.init, which sets initial weights
@@ -181,7 +204,8 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
     return state, meta, False
 
   saved_meta_config = checkpointer.restore_meta(latest).config
-  shape_differences = structural_differences(saved_meta_config, config, SHAPE_KEYS)
+  shape_differences = structural_differences(
+      saved_meta_config, config, SHAPE_KEYS, exclude=SHAPE_NEUTRAL_KEYS)
   if shape_differences:
     raise ConfigError(
         f"The workdir contains a checkpoint (step {latest}) of a run with different array shapes: "
@@ -240,7 +264,8 @@ class Trainer:
     self.steps_per_epoch = pipeline.steps_per_epoch(
         self.source.num_images, config.data.batch_size)
     self.num_epochs = config.train.num_epochs
-    self.data_sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
+    self.data_sharding = pipeline.Sharding(
+        *parallel.process_batch_block(self.mesh, config.data.batch_size))
 
     self.checkpointer = checkpoint.Checkpointer(
         workdir, config.train.keep_checkpoints, ring=config.train.ring_epochs)
@@ -350,7 +375,7 @@ class Trainer:
                        "resume.", self.step, meta.batch_in_epoch, meta.epoch + 1)
           return meta
         saved = self._end_epoch(epoch_totals)
-        if stop_request.requested:
+        if stop_request.agreed():
           if not saved:
             self._save("stop requested", ring_only=True)
           logging.info("Stopped after epoch %d (step %d); run the same command to resume.",
@@ -382,8 +407,10 @@ class Trainer:
         self.source, config, epoch=meta.epoch, start_batch=meta.batch_in_epoch,
         sharding=self.data_sharding)
 
+    # The input wait of a log window: the time spent waiting for the next batch, over the wall
+    # time since the window began (the epoch's start or the previous log line).
     wait_time = 0.0
-    wait_start = time.perf_counter()
+    window_start = wait_start = time.perf_counter()
     for local_batch in batches:
       wait_time += time.perf_counter() - wait_start
       batch = {**parallel.global_batch(local_batch, self.mesh), **self.step_inputs}
@@ -397,12 +424,13 @@ class Trainer:
       meta.batch_in_epoch += 1
 
       if self.step % config.train.log_every_steps == 0:
-        self._log_window(window, wait_time)
-        window, wait_time = self._empty_metrics(), 0.0
+        now = time.perf_counter()
+        self._log_window(window, wait_time / max(now - window_start, 1e-9))
+        window, wait_time, window_start = self._empty_metrics(), 0.0, now
       if window_steps and self.step % window_steps == 0:
         self._check_step_window(monitor_window, window_steps)
         monitor_window = self._empty_metrics()
-      if stop_request.requested and meta.batch_in_epoch < self.steps_per_epoch:
+      if stop_request.agreed() and meta.batch_in_epoch < self.steps_per_epoch:
         break
       wait_start = time.perf_counter()
     return epoch_totals
@@ -443,9 +471,9 @@ class Trainer:
     self.meta.pinned_steps = sorted(set(self.meta.pinned_steps) | set(ring))
     return ring
 
-  def _log_window(self, window, wait_time: float) -> None:
+  def _log_window(self, window, input_wait_fraction: float) -> None:
     means = self._check_finite(window)
-    means["input_wait_fraction"] = wait_time / max(self.display.seconds_since_log(), 1e-9)
+    means["input_wait_fraction"] = input_wait_fraction
     means["steps_per_sec"] = self.display.log(self.step, self.meta.epoch, means)
     self.writer.write_scalars(self.step, means)
 
@@ -464,6 +492,7 @@ class Trainer:
     epoch_means = self._check_finite(epoch_totals)
     meta.wall_times.append(time.perf_counter() - self.epoch_start)
     if epoch_means:
+      epoch_means.update(self.family.epoch_metrics(config, epoch_means))
       meta.history.setdefault("epoch", []).append(meta.epoch + 1)
       for name, value in epoch_means.items():
         meta.history.setdefault(name, []).append(value)

@@ -240,7 +240,10 @@ def test_make_schedule_rejects_unknown_kind():
 
 
 def _run_main(*args: str) -> subprocess.CompletedProcess:
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  # Without cluster variables, JAX's cluster detection (for --distributed) finds no cluster.
+  env = {name: value for name, value in os.environ.items()
+         if not name.startswith(("SLURM_", "OMPI_")) and name != "KUBERNETES_SERVICE_HOST"}
+  env["JAX_PLATFORMS"] = "cpu"
   return subprocess.run(
       [sys.executable, "-m", "jaxgan.main", *args], cwd=_REPO, env=env, capture_output=True,
       text=True, timeout=300)
@@ -288,3 +291,19 @@ def test_main_unknown_preset_exits_2(tmp_path):
   assert result.returncode == 2
   assert "Traceback" not in result.stderr
   assert "'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (("--num_processes", "2", "--process_id", "2"), "--process_id=2"),
+    (("--coordinator_address", "localhost"), "--coordinator_address=localhost"),
+    (("--distributed",), "--coordinator_address host:port"),
+])
+def test_main_invalid_process_flags_exit_2(tmp_path, flags, expected):
+  result = _run_main(
+      "--config", "configs/default.py:tiny", "--workdir", str(tmp_path / "run"), *flags)
+
+  assert result.returncode == 2
+  assert "Traceback" not in result.stderr
+  assert len(_error_lines(result.stderr)) == 1
+  assert expected in _error_lines(result.stderr)[0]
+  assert not (tmp_path / "run").exists()

@@ -243,6 +243,75 @@ def test_conv_layer_padding_two_grows_map(in_size, out_size):
   assert result.shape == (1, out_size, out_size, 4)
 
 
+# Formulations: every one must give the stock values and gradients.
+
+
+@pytest.fixture
+def restore_formulations():
+  conv, transpose = layers._conv_formulation, layers._transpose_formulation  # pylint: disable=protected-access
+  yield
+  layers.set_conv_formulation(conv)
+  layers.set_transpose_formulation(transpose)
+
+
+def _values_and_gradients(function, x, kernel, weights):
+  """Returns function(x, kernel) and the gradients of sum(weights * function(x, kernel))."""
+  grads = jax.grad(lambda x, kernel: jnp.sum(weights * function(x, kernel)), argnums=(0, 1))(
+      x, kernel)
+  return (function(x, kernel), *grads)
+
+
+@pytest.mark.parametrize("formulation", sorted(layers.CONV_FORMULATIONS))
+@pytest.mark.parametrize("kernel_size, stride, padding", _CONV_CASES)
+def test_conv_formulation_matches_stock(formulation, kernel_size, stride, padding):
+  x = _random_normal(1, (2, 9, 8, 3))
+  kernel = _random_normal(2, (kernel_size, kernel_size, 3, 5))
+  weights = _random_normal(3, _stock_conv(x, kernel, stride, padding).shape)
+  pads = ((padding, padding), (padding, padding))
+
+  result = _values_and_gradients(
+      lambda x, k: layers.CONV_FORMULATIONS[formulation](x, k, stride, pads), x, kernel, weights)
+  expected = _values_and_gradients(
+      lambda x, k: _stock_conv(x, k, stride, padding), x, kernel, weights)
+
+  for name, value, reference in zip(("output", "grad_x", "grad_kernel"), result, expected):
+    assert value.shape == reference.shape, name
+    np.testing.assert_allclose(value, reference, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("transpose_formulation, conv_formulation",
+                         [("adjoint", "patches"), ("phases", "xla")])
+@pytest.mark.parametrize("kernel_size, stride, padding, output_padding",
+                         [*_TRANSPOSE_CASES, (3, 2, 0, 0), (4, 3, 1, 1)])
+def test_transpose_formulation_matches_stock(
+    restore_formulations, transpose_formulation, conv_formulation, kernel_size, stride, padding,
+    output_padding):
+  layers.set_conv_formulation(conv_formulation)
+  layers.set_transpose_formulation(transpose_formulation)
+  x = _random_normal(1, (2, 6, 7, 3))
+  kernel = _random_normal(2, (kernel_size, kernel_size, 3, 5))
+  weights = _random_normal(
+      3, _stock_conv_transpose(x, kernel, stride, padding, output_padding).shape)
+
+  result = _values_and_gradients(
+      lambda x, k: _layer_conv_transpose(x, k, stride, padding, output_padding), x, kernel,
+      weights)
+  expected = _values_and_gradients(
+      lambda x, k: _stock_conv_transpose(x, k, stride, padding, output_padding), x, kernel,
+      weights)
+
+  for name, value, reference in zip(("output", "grad_x", "grad_kernel"), result, expected):
+    assert value.shape == reference.shape, name
+    np.testing.assert_allclose(value, reference, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_set_formulation_rejects_unknown(restore_formulations):
+  with pytest.raises(ValueError, match="unknown convolution formulation 'fft'"):
+    layers.set_conv_formulation("fft")
+  with pytest.raises(ValueError, match="unknown transposed convolution formulation 'fft'"):
+    layers.set_transpose_formulation("fft")
+
+
 # glorot_normal
 
 

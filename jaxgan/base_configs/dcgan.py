@@ -34,6 +34,11 @@ def get_config() -> ml_collections.ConfigDict:
   # + fan_out)), not truncated, as the lab's PyTorch code) or "truncated_normal" (std 0.02,
   # redrawn beyond 2 std, as TensorFlow's DCGAN). Biases are always 0.
   config.model.init = "glorot_normal"
+  # Compute dtype of G's and D's forward and backward passes: "float32" or "bfloat16". With
+  # "bfloat16", parameters, optimizer states, BatchNorm statistics, losses and D's sigmoid scores
+  # stay float32. It changes no array shape, so a run may resume with another dtype when
+  # --allow_config_change is passed.
+  config.model.dtype = "float32"
   # For the SDPC fusion architectures ("sdpc_generator", "sdpc_discriminator"): the workdir of a
   # finished "sdpc" run at the same image size, whose dictionaries the GAN uses, frozen.
   config.model.sdpc_workdir = ""

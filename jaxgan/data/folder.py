@@ -3,7 +3,7 @@
 import concurrent.futures
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from absl import logging
@@ -60,6 +60,7 @@ def make_source(
     min_images: int = 1,
     cache_max_bytes: int = 4 << 30,
     num_threads: int = 0,
+    select: Callable[[list[Path]], list[Path]] | None = None,
 ) -> source.ImageSource:
   """Creates an image source from the PNG and JPEG files directly inside `directory`.
 
@@ -75,6 +76,8 @@ def make_source(
     min_images: the smallest number of readable images that the run can use.
     cache_max_bytes: the maximum size in bytes of the decoded images held in memory.
     num_threads: number of decoding threads, where 0 means `os.cpu_count()`.
+    select: maps the listed, not excluded files to the files to use (for example a filter on the
+      file name or a random subset), before any file is read.
 
   Raises:
     DataError: if the folder is missing, contains no image files, or has fewer than
@@ -90,6 +93,8 @@ def make_source(
   if excluded:
     logging.info("Excluded %d image files in %s by id: %s", len(excluded), directory,
                  ", ".join(images.file_id(path) for path in excluded))
+  if select is not None:
+    paths = select(paths)
 
   num_files = len(paths)
   cache_bytes = num_files * image_size * image_size * 3

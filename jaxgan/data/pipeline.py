@@ -36,13 +36,8 @@ def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
   if data.source == "folder":
     from jaxgan.data import folder  # pylint: disable=g-import-not-at-top
 
-    exclude_ids = [i.strip() for i in str(data.exclude_ids).split(",") if i.strip()]
-    if data.exclude_known_non_faces:
-      from jaxgan.data import simpsons_faces_tfds  # pylint: disable=g-import-not-at-top
-
-      exclude_ids += [str(i) for i in sorted(simpsons_faces_tfds.NON_FACE_IDS)]
     return folder.make_source(
-        data.dir, data.image_size, exclude_ids=exclude_ids, min_images=min_images,
+        data.dir, data.image_size, exclude_ids=folder_exclude_ids(data), min_images=min_images,
         cache_max_bytes=cache_max_bytes, num_threads=data.num_threads)
 
   if data.source == "tfds":
@@ -53,6 +48,17 @@ def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
         manual_dir=data.tfds_manual_dir or None, min_images=min_images)
 
   raise ConfigError(f"Invalid config value data.source={data.source!r}")
+
+
+def folder_exclude_ids(data: ml_collections.ConfigDict) -> list[str]:
+  """Returns the file ids that the "folder" source leaves out: data.exclude_ids, plus the known
+  Simpsons Faces non-faces when data.exclude_known_non_faces is set."""
+  exclude_ids = [i.strip() for i in str(data.exclude_ids).split(",") if i.strip()]
+  if data.exclude_known_non_faces:
+    from jaxgan.data import simpsons_faces_tfds  # pylint: disable=g-import-not-at-top
+
+    exclude_ids += [str(i) for i in sorted(simpsons_faces_tfds.NON_FACE_IDS)]
+  return exclude_ids
 
 
 def epoch_order(seed: int, epoch: int, num_images: int) -> np.ndarray:
@@ -66,6 +72,29 @@ class Sharding:
 
   process_index: int = 0
   process_count: int = 1
+
+
+def local_index_batches(
+    order: np.ndarray,
+    num_batches: int,
+    global_batch_size: int,
+    *,
+    start_batch: int = 0,
+    sharding: Sharding = Sharding(),
+) -> np.ndarray:
+  """Returns this process's columns of batches [start_batch, num_batches) of `order`.
+
+  The result is an int array [num_batches - start_batch, global_batch_size / process_count].
+  """
+  if global_batch_size % sharding.process_count:
+    raise ConfigError(
+        f"Invalid config value data.batch_size={global_batch_size}: it must be divisible by the "
+        f"number of processes ({sharding.process_count}).")
+  local_batch_size = global_batch_size // sharding.process_count
+  columns = slice(
+      sharding.process_index * local_batch_size, (sharding.process_index + 1) * local_batch_size)
+  order = order[: num_batches * global_batch_size]
+  return order.reshape(num_batches, global_batch_size)[start_batch:, columns]
 
 
 def make_epoch_dataset(
@@ -86,16 +115,11 @@ def make_epoch_dataset(
   the source) is given. The last incomplete batch of the epoch is dropped.
   """
   tf = tf_setup.import_tensorflow()
-  if global_batch_size % sharding.process_count:
-    raise ConfigError(
-        f"Invalid config value data.batch_size={global_batch_size}: it must be divisible by the "
-        f"number of processes ({sharding.process_count}).")
-  local_batch_size = global_batch_size // sharding.process_count
   num_batches = source.num_images // global_batch_size
-  order = epoch_order(seed, epoch, source.num_images)[: num_batches * global_batch_size]
-  columns = slice(
-      sharding.process_index * local_batch_size, (sharding.process_index + 1) * local_batch_size)
-  index_batches = order.reshape(num_batches, global_batch_size)[start_batch:, columns]
+  order = epoch_order(seed, epoch, source.num_images)
+  index_batches = local_index_batches(
+      order, num_batches, global_batch_size, start_batch=start_batch, sharding=sharding)
+  local_batch_size = index_batches.shape[1]
 
   size = source.image_size
 

@@ -96,6 +96,14 @@ class Family(abc.ABC):
     del config
     return (5, 5)
 
+  def epoch_metrics(
+      self, config: ml_collections.ConfigDict, epoch_means: dict[str, float]) -> dict[str, float]:
+    """Returns extra per-epoch scalars computed from the epoch's metric means, such as monitor
+    flags; it may log warnings. The trainer records them with the means. The default returns
+    an empty dict."""
+    del config, epoch_means
+    return {}
+
   @abc.abstractmethod
   def fixed_latents(self, config: ml_collections.ConfigDict, num: int) -> Any:
     """Returns the generator inputs of the sample grid, derived from config.seed only.

@@ -214,6 +214,11 @@ class DCGANFamily(families.Family):
     config_lib.check_choice(config, "model.latent_distribution", ("normal", "uniform"))
     config_lib.check_number(config, "model.bn_epsilon", low=0, low_inclusive=False)
     config_lib.check_choice(config, "model.init", ("glorot_normal", "truncated_normal"))
+    config_lib.check_choice(config, "model.dtype", ("float32", "bfloat16"))
+    if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES and config.model.dtype != "float32":
+      raise ConfigError(
+          f"Invalid config value model.dtype={config.model.dtype!r}: the {config.model.arch} "
+          "architecture computes in float32 only. Pass --config.model.dtype=float32.")
 
     size = config.data.image_size
     if config.model.arch in dcgan_models.SIZE_MULTIPLE_16 and size % 16:
@@ -255,7 +260,8 @@ class DCGANFamily(families.Family):
     else:
       generator, discriminator = dcgan_models.build(
           config.model.arch, config.data.image_size, config.model.latent_dim,
-          config.model.bn_epsilon, config.model.width, key, init=config.model.init)
+          config.model.bn_epsilon, config.model.width, key, init=config.model.init,
+          dtype=config.model.dtype)
     g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, nnx.BatchStat)
     d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, nnx.BatchStat)
     tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
