@@ -246,6 +246,41 @@ def test_step_cycle_and_identity_terms(tiny_step_result):
   np.testing.assert_allclose(metrics["g_loss"], total, rtol=1e-5)
 
 
+def test_cycle_and_identity_losses_zero_for_identity_maps(monkeypatch):
+  config = tiny_config()
+  family = families.get("cyclegan")
+  state = family.init_state(config, steps_per_epoch=4)
+  real_apply = cyclegan_family._apply  # pylint: disable=protected-access
+
+  def generators_as_identity(graphdef, params, inputs):
+    if graphdef is state.generator_graphdef:
+      return inputs
+    return real_apply(graphdef, params, inputs)
+
+  monkeypatch.setattr(cyclegan_family, "_apply", generators_as_identity)
+  keys = jax.random.split(jax.random.key(3), 2)
+  batch = {"image_a": jax.random.uniform(keys[0], (8, 32, 32, 3), minval=-1, maxval=1),
+           "image_b": jax.random.uniform(keys[1], (8, 32, 32, 3), minval=-1, maxval=1)}
+  _, metrics = family.make_train_step(config, steps_per_epoch=4)(
+      state, batch, jax.random.key(0))
+  for name in ("cycle_a_loss", "cycle_b_loss", "identity_a_loss", "identity_b_loss"):
+    assert float(metrics[name]) == 0.0, name
+
+
+def test_learning_rate_decays_linearly_after_boundary():
+  config = tiny_config()
+  config.train.num_epochs = 4
+  config.optim.decay_start_epoch = 2.0
+  _, _, schedule_g, schedule_d = families.get("cyclegan")._optimizers(config, 10)  # pylint: disable=protected-access
+  peak = config.optim.lr_g
+  for schedule, rate in ((schedule_g, peak), (schedule_d, config.optim.lr_d)):
+    assert float(schedule(0)) == pytest.approx(rate)
+    assert float(schedule(19)) == pytest.approx(rate)
+    assert float(schedule(20)) == pytest.approx(rate)
+    assert float(schedule(30)) == pytest.approx(rate / 2, rel=1e-5)
+    assert float(schedule(40)) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_step_updates_networks_and_pools(tiny_step_result):
   config, state, _, new_state, metrics = tiny_step_result
   assert int(new_state.step) == 1
