@@ -25,6 +25,8 @@ class Meta:
     config: the run's config as a JSON-compatible dict.
     history: per-epoch metric means, lists indexed by epoch, for the curves.
     wall_times: seconds spent in each finished epoch.
+    lr_scale: factor on both learning rates, lowered by each rollback after a non-finite loss.
+    rollbacks: number of rollbacks so far (see train.on_nonfinite).
   """
 
   epoch: int
@@ -33,6 +35,9 @@ class Meta:
   config: dict[str, Any]
   history: dict[str, list[float]]
   wall_times: list[float]
+  # Defaults let checkpoints written before these fields existed restore.
+  lr_scale: float = 1.0
+  rollbacks: int = 0
 
 
 class Checkpointer:
@@ -41,7 +46,9 @@ class Checkpointer:
   def __init__(self, workdir: str | os.PathLike, keep: int):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=False)
+        max_to_keep=keep, create=True, enable_async_checkpointing=False,
+        # Removes the temporary folders of saves that a kill or a full disk interrupted.
+        cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:

@@ -10,6 +10,7 @@ Workdir layout (only process 0 writes files other than checkpoints):
   events.out.tfevents.*   TensorBoard scalars (step metrics and epoch means) and sample grids
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -27,10 +28,12 @@ from clu import metrics as clu_metrics
 
 from jaxgan import checkpoint
 from jaxgan import config_lib
+from jaxgan import disk_errors
 from jaxgan import families
 from jaxgan import parallel
 from jaxgan import plots
 from jaxgan import progress
+from jaxgan import workdir_lock
 from jaxgan.data import pipeline
 from jaxgan.errors import ConfigError
 from jaxgan.errors import JaxganError
@@ -42,12 +45,20 @@ _TRAIN_KEY_STREAM = 1
 # Config keys that cannot change when a run resumes. Shape keys change the arrays in the
 # checkpoint, so no flag can override them. The others change the meaning of the saved data
 # position or random streams, which --allow_config_change accepts.
-SHAPE_KEYS = ("model", "data.image_size")
+SHAPE_KEYS = ("model", "data.image_size", "optim.optimizer")
 STRUCTURAL_KEYS = SHAPE_KEYS + ("data.batch_size", "data.source", "seed")
 
 
 class TrainingDivergedError(JaxganError):
-  """A loss or metric became NaN or infinite."""
+  """A loss or metric became NaN or infinite.
+
+  Attributes:
+    values: the non-finite metric means, by metric name.
+  """
+
+  def __init__(self, message: str, values: dict[str, float] | None = None):
+    super().__init__(message)
+    self.values = values or {}
 
 
 class StopRequest:
@@ -171,6 +182,12 @@ def _write_json(path: str, value: Any) -> None:
   os.replace(temporary, path)
 
 
+def _shorten(text: str, max_chars: int = 400) -> str:
+  """Joins the lines of `text` and cuts it to `max_chars`, for errors that print whole trees."""
+  text = " ".join(text.split())
+  return text if len(text) <= max_chars else text[:max_chars] + " ..."
+
+
 def _restore_or_init(config, checkpointer, state, allow_config_change):
   """Returns (state, meta, resumed), restoring the newest checkpoint when there is one."""
   fresh_key = jax.random.fold_in(jax.random.key(config.seed), _TRAIN_KEY_STREAM)
@@ -187,8 +204,8 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
   if shape_differences:
     raise ConfigError(
         f"The workdir contains a checkpoint (step {latest}) of a run with different array shapes: "
-        f"{'; '.join(shape_differences)}. A checkpoint cannot be resumed with another model or "
-        "image size: use another --workdir or restore those values.")
+        f"{'; '.join(shape_differences)}. A checkpoint cannot be resumed with another model, "
+        "image size or optimizer: use another --workdir or restore those values.")
   differences = structural_differences(saved_meta_config, config)
   if differences and not allow_config_change:
     raise ConfigError(
@@ -202,7 +219,8 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
   except ValueError as error:
     raise ConfigError(
         f"Could not restore the checkpoint {checkpointer.directory}/{latest} into the current "
-        f"model: {error}. Use another --workdir for a different model.") from error
+        f"model: {_shorten(str(error))}. Use another --workdir for a different model, or "
+        "restore the config values of the saved run (its config.json).") from error
   meta.config = config.to_dict()
   logging.info("Resuming from checkpoint %s/%d: %d epoch(s) done, %d batch(es) into the next.",
                checkpointer.directory, latest, meta.epoch, meta.batch_in_epoch)
@@ -218,11 +236,14 @@ def train_and_evaluate(
   family.validate(config)
   parallel.check_batch_size(config.data.batch_size)
 
-  trainer = Trainer(config, os.path.abspath(workdir), family, allow_config_change)
-  try:
-    return trainer.run()
-  finally:
-    trainer.close()
+  workdir = os.path.abspath(workdir)
+  lock = workdir_lock.WorkdirLock(workdir, enabled=jax.process_index() == 0)
+  with lock, disk_errors.full_disk_as_error(workdir):
+    trainer = Trainer(config, workdir, family, allow_config_change)
+    try:
+      return trainer.run()
+    finally:
+      trainer.close()
 
 
 class Trainer:
@@ -273,7 +294,7 @@ class Trainer:
     config = self.config
     train_step = self.family.make_train_step(config, self.steps_per_epoch)
     size = self.source.image_size
-    self.step_inputs = jax.device_put(self.family.step_inputs(config), self.replicated)
+    self.step_inputs = self._make_step_inputs()
     example_batch = {
         "image": jax.ShapeDtypeStruct((config.data.batch_size, size, size, 3), jnp.float32),
         **self.step_inputs}
@@ -299,6 +320,11 @@ class Trainer:
     self.fixed_latents = jax.device_put(
         self.family.fixed_latents(config, NUM_FIXED_SAMPLES), replicated)
 
+  def _make_step_inputs(self) -> dict[str, jax.Array]:
+    """Returns the family's step inputs plus "lr_scale", which a rollback lowers."""
+    inputs = {**self.family.step_inputs(self.config), "lr_scale": np.float32(self.meta.lr_scale)}
+    return jax.device_put(inputs, self.replicated)
+
   def _empty_metrics(self):
     return jax.device_put(self.collection.empty(), self.replicated)
 
@@ -314,13 +340,13 @@ class Trainer:
                  "device(s).", config.model.family, config.model.arch, meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
                  jax.device_count())
-    self.display = progress.Progress(
-        total_steps=self.num_epochs * self.steps_per_epoch,
-        steps_per_epoch=self.steps_per_epoch, start_step=self.step)
+    self._start_progress()
 
     with StopRequest() as stop_request:
       while meta.epoch < self.num_epochs:
-        epoch_totals = self._run_epoch(stop_request)
+        epoch_totals = self._run_epoch_or_roll_back(stop_request)
+        if epoch_totals is None:
+          continue
         if meta.batch_in_epoch < self.steps_per_epoch:
           # Stopped inside the epoch: save the position reached and leave the epoch unfinished.
           self._check_finite(epoch_totals)
@@ -338,6 +364,11 @@ class Trainer:
 
     logging.info("Finished %d epochs (%d steps) in %s.", self.num_epochs, self.step, self.workdir)
     return meta
+
+  def _start_progress(self) -> None:
+    self.display = progress.Progress(
+        total_steps=self.num_epochs * self.steps_per_epoch,
+        steps_per_epoch=self.steps_per_epoch, start_step=self.step)
 
   def _run_epoch(self, stop_request: StopRequest):
     """Runs the remaining batches of the current epoch, or until a stop is requested.
@@ -380,6 +411,51 @@ class Trainer:
       wait_start = time.perf_counter()
     return epoch_totals
 
+  def _run_epoch_or_roll_back(self, stop_request: StopRequest):
+    """Runs `_run_epoch` and checks its means; returns None after a rollback.
+
+    TrainingDivergedError propagates when train.on_nonfinite is "stop", when the run has used
+    train.max_rollbacks rollbacks, or when no checkpoint exists yet.
+    """
+    try:
+      epoch_totals = self._run_epoch(stop_request)
+      self._check_finite(epoch_totals)
+      return epoch_totals
+    except TrainingDivergedError as error:
+      train_config = self.config.train
+      latest = self.checkpointer.latest_step()
+      if train_config.on_nonfinite != "rollback" or latest is None:
+        raise
+      if self.meta.rollbacks >= train_config.max_rollbacks:
+        raise TrainingDivergedError(
+            f"{error} The run had already rolled back {self.meta.rollbacks} time(s), the "
+            f"maximum (train.max_rollbacks), and its learning rates were scaled by "
+            f"{self.meta.lr_scale:g}.", error.values) from error
+      self._roll_back(latest, error)
+      return None
+
+  def _roll_back(self, step: int, error: TrainingDivergedError) -> None:
+    """Restores the checkpoint of `step` and lowers the learning-rate scale."""
+    error_step = self.step
+    lr_scale = self.meta.lr_scale * self.config.train.rollback_lr_factor
+    rollbacks = self.meta.rollbacks + 1
+    self.state, restored = self.checkpointer.restore(step, self.state)
+    # The run loop holds a reference to self.meta, so it is updated in place.
+    for field in dataclasses.fields(restored):
+      setattr(self.meta, field.name, getattr(restored, field.name))
+    self.meta.config = self.config.to_dict()
+    self.meta.lr_scale = lr_scale
+    self.meta.rollbacks = rollbacks
+    self.step = int(self.state.step)
+    self.step_inputs = self._make_step_inputs()
+    self._start_progress()
+    logging.warning(
+        "Non-finite metric means before step %d: %s. Rollback %d of at most %d "
+        "(train.max_rollbacks): restored the checkpoint at step %d (%d epoch(s) done) and "
+        "continuing with the learning rates multiplied by %g.",
+        error_step, ", ".join(f"{k}={v}" for k, v in error.values.items()), rollbacks,
+        self.config.train.max_rollbacks, step, self.meta.epoch, lr_scale)
+
   def _log_window(self, window, wait_time: float) -> None:
     means = self._check_finite(window)
     means["input_wait_fraction"] = wait_time / max(self.display.seconds_since_log(), 1e-9)
@@ -392,7 +468,9 @@ class Trainer:
       return {}
     means = {k: float(v) for k, v in metrics.compute().items()}
     if not _all_finite(means):
-      raise TrainingDivergedError(_diverged_message(means, self.step, self.checkpointer))
+      raise TrainingDivergedError(
+          _diverged_message(means, self.step, self.checkpointer),
+          {k: v for k, v in means.items() if not np.isfinite(v)})
     return means
 
   def _end_epoch(self, epoch_totals) -> bool:
