@@ -141,6 +141,14 @@ def _all_finite(values: dict[str, float]) -> bool:
   return all(np.isfinite(v) for v in values.values())
 
 
+@jax.jit
+def _tree_is_finite(tree) -> jax.Array:
+  """Returns a boolean scalar: True if no floating-point leaf of `tree` holds a NaN or infinity."""
+  checks = [jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)
+            if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return jnp.stack(checks).all() if checks else jnp.bool_(True)
+
+
 class _Outputs:
   """Files that process 0 writes: sample grids, curves, summary."""
 
@@ -227,14 +235,20 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
   return state, meta, True
 
 
-def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False
-) -> checkpoint.Meta:
-  """Trains (or resumes) the run in `workdir` until config.train.num_epochs; returns its Meta."""
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for an invalid value, before any data is read or any array allocated."""
   family = families.get(config.model.family)
   config_lib.validate_common(config)
   family.validate(config)
   parallel.check_batch_size(config.data.batch_size)
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False
+) -> checkpoint.Meta:
+  """Trains (or resumes) the run in `workdir` until config.train.num_epochs; returns its Meta."""
+  validate_config(config)
+  family = families.get(config.model.family)
 
   workdir = os.path.abspath(workdir)
   lock = workdir_lock.WorkdirLock(workdir, enabled=jax.process_index() == 0)
@@ -420,6 +434,7 @@ class Trainer:
     try:
       epoch_totals = self._run_epoch(stop_request)
       self._check_finite(epoch_totals)
+      self._check_state_finite()
       return epoch_totals
     except TrainingDivergedError as error:
       train_config = self.config.train
@@ -473,6 +488,17 @@ class Trainer:
           {k: v for k, v in means.items() if not np.isfinite(v)})
     return means
 
+  def _check_state_finite(self) -> None:
+    """Raises TrainingDivergedError if the train state holds a NaN or infinity.
+
+    The metrics of a step come from its forward pass, before its update, so the last update of
+    an epoch can make weights non-finite while every metric is finite. Each save follows this
+    check with no step in between.
+    """
+    if not bool(_tree_is_finite(self.state)):
+      values = {"train_state": float("nan")}
+      raise TrainingDivergedError(_diverged_message(values, self.step, self.checkpointer), values)
+
   def _end_epoch(self, epoch_totals) -> bool:
     """Records the finished epoch, writes samples, curves and summary; returns True if it saved."""
     meta, config = self.meta, self.config
@@ -517,5 +543,6 @@ def _diverged_message(means: dict[str, float], step: int, checkpointer) -> str:
            "plots/losses.png."
            if latest is not None else "No checkpoint had been saved yet.")
   return (f"Training diverged before step {step}: {bad}. Nothing non-finite was saved. {where} "
-          "Start again in a new --workdir with lower learning rates (optim.lr_g, optim.lr_d) or "
-          "with optim.clip_grad_norm set.")
+          "Resume with lower learning rates (optim.lr_g, optim.lr_d) or with "
+          "--config.train.on_nonfinite=rollback, or start again in a new --workdir with "
+          "optim.clip_grad_norm set.")

@@ -1,0 +1,322 @@
+"""Tests of training faults: non-finite losses, kills during saves, full disks, workdir locks,
+and the memory and disk use of many-epoch runs."""
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxgan import checkpoint
+from jaxgan import disk_errors
+from jaxgan import families
+from jaxgan import train
+from jaxgan import workdir_lock
+from jaxgan.data import pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from configs import default as default_config  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def tiny_config(**overrides):
+  """The tiny preset (4 steps per epoch, a checkpoint every epoch) with section.key overrides."""
+  config = default_config.get_config("tiny")
+  config.train.log_every_steps = 1
+  for key, value in overrides.items():
+    section, name = key.split(".")
+    config[section][name] = value
+  return config
+
+
+def diverging_config(**overrides):
+  """SGD at learning rate 10: the tiny run's losses become NaN within a few epochs."""
+  return tiny_config(**{"optim.optimizer": "sgd", "optim.lr_g": 10.0, "optim.lr_d": 10.0,
+                        **overrides})
+
+
+def restore(config, workdir: Path, step: int | None = None):
+  """Restores a checkpoint of a workdir; returns (host arrays, Meta)."""
+  family = families.get(config.model.family)
+  steps = pipeline.steps_per_epoch(config.data.num_generated, config.data.batch_size)
+  checkpointer = checkpoint.Checkpointer(workdir, keep=100)
+  try:
+    step = checkpointer.latest_step() if step is None else step
+    state, meta = checkpointer.restore(step, family.init_state(config, steps))
+  finally:
+    checkpointer.close()
+  return jax.tree.leaves(jax.device_get(state)), meta
+
+
+def checkpoint_steps(workdir: Path) -> list[int]:
+  directory = workdir / "checkpoints"
+  if not directory.is_dir():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+# Non-finite losses
+
+
+@pytest.mark.slow
+def test_nonfinite_stop_saves_nothing_nonfinite(tmp_path):
+  config = diverging_config(**{"train.num_epochs": 6})
+
+  with pytest.raises(train.TrainingDivergedError, match="Training diverged before step") as error:
+    train.train_and_evaluate(config, str(tmp_path))
+
+  assert any(not np.isfinite(value) for value in error.value.values.values())
+  assert "optim.lr_g" in str(error.value)
+  for step in checkpoint_steps(tmp_path):
+    leaves, _ = restore(config, tmp_path, step)
+    assert all(np.isfinite(leaf).all() for leaf in leaves if leaf.dtype.kind == "f")
+
+
+@pytest.mark.slow
+def test_nonfinite_rollback_lowers_lr_and_resumes(tmp_path, caplog):
+  # One good epoch at the default rate gives a checkpoint at step 4. At rate 10 the losses turn
+  # NaN in epoch 3 (step 12), after the checkpoint at step 8.
+  train.train_and_evaluate(tiny_config(**{"optim.optimizer": "sgd", "train.num_epochs": 1}),
+                           str(tmp_path))
+  rollback = {"train.on_nonfinite": "rollback", "train.rollback_lr_factor": 1e-4,
+              "train.max_rollbacks": 1}
+
+  with caplog.at_level(logging.WARNING):
+    meta = train.train_and_evaluate(diverging_config(**rollback, **{"train.num_epochs": 3}),
+                                    str(tmp_path))
+
+  assert meta.epoch == 3
+  assert meta.rollbacks == 1
+  assert meta.lr_scale == pytest.approx(1e-4)
+  assert meta.history["lr_g"][-1] == pytest.approx(10.0 * 1e-4, rel=1e-5)
+  assert all(np.isfinite(meta.history["d_loss"]))
+  warnings = [r.getMessage() for r in caplog.records if "Rollback 1 of at most 1" in r.getMessage()]
+  assert len(warnings) == 1
+  assert "learning rates multiplied by 0.0001" in warnings[0]
+
+  # The scale is saved in Meta, so a resumed run keeps the lowered rate.
+  _, saved_meta = restore(tiny_config(), tmp_path)
+  assert saved_meta.lr_scale == pytest.approx(1e-4)
+  meta = train.train_and_evaluate(diverging_config(**rollback, **{"train.num_epochs": 4}),
+                                  str(tmp_path))
+  assert meta.epoch == 4
+  assert meta.rollbacks == 1
+  assert meta.history["lr_g"][-1] == pytest.approx(10.0 * 1e-4, rel=1e-5)
+
+
+# Kills and full disks during a save
+
+_SLOW_SAVE_SCRIPT = """
+import os, sys, time
+marker = {marker!r}
+rename = os.rename
+
+def rename_after_pause(source, target, *args, **kwargs):
+  # Orbax renames the item folders, then the step folder, out of a temporary folder once their
+  # files are written. Pausing at the first rename of step 8 leaves that save half finished.
+  if "8.orbax-checkpoint-tmp" in os.fspath(source):
+    open(marker, "w").close()
+    time.sleep(600)
+  return rename(source, target, *args, **kwargs)
+
+os.rename = rename_after_pause
+sys.argv = ["jaxgan", "--config", "configs/default.py:tiny", "--workdir", {workdir!r},
+            "--config.train.num_epochs=3"]
+from jaxgan import main
+main.run()
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_save_resumes_from_previous(tmp_path):
+  workdir = tmp_path / "run"
+  marker = tmp_path / "saving"
+  script = _SLOW_SAVE_SCRIPT.format(marker=str(marker), workdir=str(workdir))
+  process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,
+                             env=dict(os.environ, JAX_PLATFORMS="cpu"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + 400
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.05)
+    assert marker.exists(), "the run never reached the save of step 8"
+    assert any(".orbax-checkpoint-tmp" in p.name for p in (workdir / "checkpoints").iterdir())
+  finally:
+    process.kill()
+    process.wait(timeout=60)
+
+  assert checkpoint_steps(workdir) == [4]
+  meta = train.train_and_evaluate(tiny_config(**{"train.num_epochs": 3}), str(workdir))
+
+  assert meta.epoch == 3
+  assert checkpoint_steps(workdir) == [4, 8, 12]
+  assert not [p.name for p in (workdir / "checkpoints").iterdir() if "tmp" in p.name]
+
+
+@pytest.fixture(name="small_disk")
+def fixture_small_disk(tmp_path):
+  """A 16 MiB tmpfs mounted at tmp_path/disk; skips the test where mounting is not permitted."""
+  mount_point = tmp_path / "disk"
+  mount_point.mkdir()
+  result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True, check=False)
+  if result.returncode != 0:
+    pytest.skip(f"cannot mount a tmpfs (needs root): {result.stderr.strip()}")
+  try:
+    yield mount_point
+  finally:
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_disk(path: Path) -> None:
+  """Writes zeros into path until the file system reports that it is full."""
+  with open(path, "wb") as file:
+    try:
+      while True:
+        file.write(b"\0" * 4096)
+        file.flush()
+    except OSError:
+      pass
+
+
+@pytest.mark.slow
+def test_full_disk_during_save_keeps_previous(tmp_path, small_disk):
+  # The checkpoints live on the small disk and everything else on the normal one, so the disk
+  # fills up exactly inside the save of step 8.
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "checkpoints").symlink_to(small_disk)
+  train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}), str(workdir))
+  filler = small_disk / "filler"
+  fill_disk(filler)
+
+  with pytest.raises(disk_errors.DiskFullError) as error:
+    train.train_and_evaluate(tiny_config(), str(workdir))
+
+  message = str(error.value)
+  assert "No space left" in message
+  assert str(workdir) in message
+  assert "Free disk space" in message
+  assert checkpoint_steps(workdir) == [4]
+  leaves, meta = restore(tiny_config(), workdir)
+  assert meta.epoch == 1
+  assert all(np.isfinite(leaf).all() for leaf in leaves if leaf.dtype.kind == "f")
+
+  # With space freed, the same command resumes from step 4.
+  filler.unlink()
+  meta = train.train_and_evaluate(tiny_config(), str(workdir))
+  assert meta.epoch == 2
+  assert checkpoint_steps(workdir) == [4, 8]
+
+
+def test_full_disk_as_error_wraps_enospc(tmp_path):
+  with pytest.raises(disk_errors.DiskFullError, match="Free disk space"):
+    with disk_errors.full_disk_as_error(tmp_path):
+      raise OSError(28, "No space left on device", str(tmp_path / "summary.json"))
+  with pytest.raises(disk_errors.DiskFullError, match="RESOURCE_EXHAUSTED"):
+    with disk_errors.full_disk_as_error(tmp_path):
+      raise ValueError("RESOURCE_EXHAUSTED: Failed writing: No space left on device [os_error_"
+                       "code='28']")
+  with pytest.raises(PermissionError):
+    with disk_errors.full_disk_as_error(tmp_path):
+      raise PermissionError(13, "Permission denied")
+
+
+# Workdir lock
+
+_HOLD_LOCK_SCRIPT = """
+import sys, time
+from jaxgan import workdir_lock
+with workdir_lock.WorkdirLock(sys.argv[1]):
+  print("locked", flush=True)
+  time.sleep(600)
+"""
+
+
+def test_workdir_lock_rejects_second_holder(tmp_path):
+  with workdir_lock.WorkdirLock(tmp_path):
+    with pytest.raises(workdir_lock.WorkdirLockedError) as error:
+      with workdir_lock.WorkdirLock(tmp_path):
+        pass
+
+  assert str(tmp_path) in str(error.value)
+  assert f"PID {os.getpid()}" in str(error.value)
+  with workdir_lock.WorkdirLock(tmp_path):
+    pass
+
+
+def test_workdir_lock_released_by_sigkill(tmp_path):
+  process = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK_SCRIPT, str(tmp_path)], cwd=REPO,
+                             stdout=subprocess.PIPE, text=True)
+  try:
+    assert process.stdout.readline().strip() == "locked"
+    with pytest.raises(workdir_lock.WorkdirLockedError, match=f"PID {process.pid}"):
+      with workdir_lock.WorkdirLock(tmp_path):
+        pass
+  finally:
+    process.kill()
+    process.wait(timeout=30)
+
+  with workdir_lock.WorkdirLock(tmp_path):
+    assert (tmp_path / workdir_lock.LOCK_FILE_NAME).read_text().strip() == str(os.getpid())
+
+
+def test_train_rejects_locked_workdir(tmp_path):
+  with workdir_lock.WorkdirLock(tmp_path):
+    with pytest.raises(workdir_lock.WorkdirLockedError, match=str(tmp_path)):
+      train.train_and_evaluate(tiny_config(), str(tmp_path))
+
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_workdir_lock_removes_empty_new_workdir(tmp_path):
+  workdir = tmp_path / "new"
+  with pytest.raises(RuntimeError):
+    with workdir_lock.WorkdirLock(workdir):
+      raise RuntimeError("failed before writing anything")
+
+  assert not workdir.exists()
+
+
+# Long runs
+
+
+def _rss_bytes() -> int:
+  with open("/proc/self/statm", encoding="ascii") as file:
+    return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _disk_bytes(directory: Path) -> int:
+  return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+
+@pytest.mark.slow
+def test_many_epochs_memory_and_disk_level_off(tmp_path, monkeypatch):
+  num_epochs = 24
+  rss, disk = [], []
+  end_epoch = train.Trainer._end_epoch  # pylint: disable=protected-access
+
+  def end_epoch_and_measure(self, epoch_totals):
+    saved = end_epoch(self, epoch_totals)
+    rss.append(_rss_bytes())
+    disk.append(_disk_bytes(tmp_path))
+    return saved
+
+  monkeypatch.setattr(train.Trainer, "_end_epoch", end_epoch_and_measure)
+  config = tiny_config(**{"train.num_epochs": num_epochs, "train.log_every_steps": 2})
+  train.train_and_evaluate(config, str(tmp_path))
+
+  assert len(rss) == num_epochs
+  # The first epochs allocate caches (compiled code, plot fonts). Afterwards a leak of 64 KiB
+  # per step or 1 MiB per epoch would add 14 MiB over the last 14 epochs.
+  growth = rss[-1] - rss[9]
+  assert growth < 12 << 20, [round(r / 2**20, 1) for r in rss]
+  # Checkpoints stay at train.keep_checkpoints (3); grids and events grow by a steady amount.
+  assert checkpoint_steps(tmp_path) == [88, 92, 96]
+  per_epoch = np.diff(disk[4:])
+  assert per_epoch.max() < 3 * np.median(per_epoch) + 4096, per_epoch
