@@ -8,6 +8,7 @@ Workdir layout (only process 0 writes files other than checkpoints):
   summary.json            wall time per epoch and in total, last epoch's metric means
   config.json             the config of the latest start
   events.out.tfevents.*   TensorBoard scalars (step metrics and epoch means) and sample grids
+  jaxgan.lock             the PID of the process that trains in the workdir (see workdir_lock)
 """
 
 import dataclasses

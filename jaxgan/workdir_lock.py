@@ -5,7 +5,7 @@ operating system releases a flock when its process ends in any way, SIGKILL incl
 run never leaves a stale lock behind. The file itself stays in the workdir.
 
 NOTE: flock is reliable on local file systems. On NFS it depends on the server and client
-versions; Linux clients since 2.6.12 emulate it with byte-range locks.
+versions: Linux clients since 2.6.12 emulate it with byte-range locks (flock(2) man page).
 """
 
 import fcntl
@@ -54,7 +54,7 @@ class WorkdirLock:
       return self
     self._created_workdir = not os.path.exists(self.workdir)
     os.makedirs(self.workdir, exist_ok=True)
-    # "a+" opens without truncating, so a refused process does not erase the holder's PID.
+    # "a+" opens without truncating, so a rejected process does not erase the holder's PID.
     file = open(self.path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
     try:
       fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

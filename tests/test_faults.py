@@ -3,6 +3,7 @@ and the memory and disk use of many-epoch runs."""
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,19 +20,9 @@ from jaxgan import train
 from jaxgan import workdir_lock
 from jaxgan.data import pipeline
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from configs import default as default_config  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-
-def tiny_config(**overrides):
-  """The tiny preset (4 steps per epoch, a checkpoint every epoch) with section.key overrides."""
-  config = default_config.get_config("tiny")
-  config.train.log_every_steps = 1
-  for key, value in overrides.items():
-    section, name = key.split(".")
-    config[section][name] = value
-  return config
+from tests.test_train import REPO
+from tests.test_train import checkpoint_steps
+from tests.test_train import tiny_config
 
 
 def diverging_config(**overrides):
@@ -51,13 +42,6 @@ def restore(config, workdir: Path, step: int | None = None):
   finally:
     checkpointer.close()
   return jax.tree.leaves(jax.device_get(state)), meta
-
-
-def checkpoint_steps(workdir: Path) -> list[int]:
-  directory = workdir / "checkpoints"
-  if not directory.is_dir():
-    return []
-  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
 # Non-finite losses
@@ -100,7 +84,7 @@ def test_nonfinite_rollback_lowers_lr_and_resumes(tmp_path, caplog):
   assert "learning rates multiplied by 0.0001" in warnings[0]
 
   # The scale is saved in Meta, so a resumed run keeps the lowered rate.
-  _, saved_meta = restore(tiny_config(), tmp_path)
+  _, saved_meta = restore(diverging_config(), tmp_path)
   assert saved_meta.lr_scale == pytest.approx(1e-4)
   meta = train.train_and_evaluate(diverging_config(**rollback, **{"train.num_epochs": 4}),
                                   str(tmp_path))
@@ -320,3 +304,16 @@ def test_many_epochs_memory_and_disk_level_off(tmp_path, monkeypatch):
   assert checkpoint_steps(tmp_path) == [88, 92, 96]
   per_epoch = np.diff(disk[4:])
   assert per_epoch.max() < 3 * np.median(per_epoch) + 4096, per_epoch
+
+
+# Signals
+
+
+def test_sigint_requests_stop_then_interrupts():
+  with train.StopRequest() as stop_request:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.01)  # Python runs signal handlers between bytecodes of the main thread.
+    assert stop_request.requested
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(0.01)
