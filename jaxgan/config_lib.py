@@ -87,7 +87,10 @@ def check_choice(config: ml_collections.ConfigDict, key: str, choices: Iterable[
 
 
 def validate_common(config: ml_collections.ConfigDict) -> None:
-  """Checks the keys every model family shares: seed, data, optimizer and loop settings."""
+  """Checks the keys every model family shares: seed, data and loop settings.
+
+  The GAN optimizer keys are checked too when the config has optim.lr_g.
+  """
   check_number(config, "seed", low=0, high=2**31 - 1, integer=True)
 
   check_choice(config, "data.source", ("folder", "tfds", "generated"))
@@ -103,6 +106,21 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
   check_number(config, "data.num_threads", low=0, integer=True)
   check_number(config, "data.prefetch_batches", low=1, integer=True)
 
+  check_number(config, "train.num_epochs", low=1, integer=True)
+  for key in ("train.log_every_steps", "train.sample_every_epochs",
+              "train.checkpoint_every_epochs", "train.keep_checkpoints"):
+    check_number(config, key, low=1, integer=True)
+  check_choice(config, "train.on_nonfinite", ("stop", "rollback"))
+  check_number(config, "train.rollback_lr_factor", low=0, high=1, low_inclusive=False,
+               high_inclusive=False)
+  check_number(config, "train.max_rollbacks", low=0, integer=True)
+
+  if "lr_g" in config.optim:
+    validate_gan_optimizers(config)
+
+
+def validate_gan_optimizers(config: ml_collections.ConfigDict) -> None:
+  """Checks the optim.* keys of families with a generator and a discriminator optimizer."""
   check_choice(config, "optim.optimizer", ("adam", "sgd"))
   for key in ("optim.lr_g", "optim.lr_d"):
     check_number(config, key, low=0, low_inclusive=False, high=10)
@@ -117,12 +135,3 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
   check_number(config, "optim.step_decay_factor", low=0, low_inclusive=False, high=1)
   check_number(config, "optim.decay_start_epoch", low=0)
   check_number(config, "optim.clip_grad_norm", low=0)
-
-  check_number(config, "train.num_epochs", low=1, integer=True)
-  for key in ("train.log_every_steps", "train.sample_every_epochs",
-              "train.checkpoint_every_epochs", "train.keep_checkpoints"):
-    check_number(config, key, low=1, integer=True)
-  check_choice(config, "train.on_nonfinite", ("stop", "rollback"))
-  check_number(config, "train.rollback_lr_factor", low=0, high=1, low_inclusive=False,
-               high_inclusive=False)
-  check_number(config, "train.max_rollbacks", low=0, integer=True)

@@ -6,7 +6,6 @@ import time
 
 from absl import logging
 
-_REPORTED_METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
 def format_duration(seconds: float) -> str:
@@ -24,8 +23,11 @@ class Progress:
   report is a log line, so that files and CI logs stay readable.
   """
 
-  def __init__(self, total_steps: int, steps_per_epoch: int, start_step: int):
+  def __init__(self, total_steps: int, steps_per_epoch: int, start_step: int,
+               metrics: tuple[str, ...] = ("d_loss", "g_loss", "d_real", "d_fake")):
+    """`metrics` are the names shown in each line, in order, when present in the means."""
     self.total_steps = total_steps
+    self.metrics = metrics
     self.steps_per_epoch = steps_per_epoch
     self.interactive = sys.stderr.isatty()
     self._last_time = time.perf_counter()
@@ -40,7 +42,7 @@ class Progress:
     rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_time, self._last_step = now, step
     eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
-    summary = " ".join(f"{k} {means[k]:.4f}" for k in _REPORTED_METRICS if k in means)
+    summary = self._format(means)
     in_epoch = step - epoch * self.steps_per_epoch
     line = (f"epoch {epoch + 1} step {step}/{self.total_steps} ({in_epoch}/{self.steps_per_epoch} "
             f"in epoch) {summary} | {rate:.2f} steps/s, ETA {format_duration(eta)}")
@@ -54,5 +56,8 @@ class Progress:
   def end_epoch(self, epoch: int, means: dict[str, float], seconds: float) -> None:
     if self.interactive:
       sys.stderr.write("\n")
-    summary = " ".join(f"{k} {means[k]:.4f}" for k in _REPORTED_METRICS if k in means)
+    summary = self._format(means)
     logging.info("Epoch %d done in %.1f s: %s", epoch + 1, seconds, summary)
+
+  def _format(self, means: dict[str, float]) -> str:
+    return " ".join(f"{k} {means[k]:.4f}" for k in self.metrics if k in means)

@@ -13,6 +13,7 @@ Workdir layout (only process 0 writes files other than checkpoints):
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -20,7 +21,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -39,8 +39,6 @@ from jaxgan.data import pipeline
 from jaxgan.errors import ConfigError
 from jaxgan.errors import JaxganError
 
-NUM_FIXED_SAMPLES = 25  # a 5x5 grid
-GRID_SIZE = 5
 _TRAIN_KEY_STREAM = 1
 
 # Config keys that cannot change when a run resumes. Shape keys change the arrays in the
@@ -153,13 +151,15 @@ def _tree_is_finite(tree) -> jax.Array:
 class _Outputs:
   """Files that process 0 writes: sample grids, curves, summary."""
 
-  def __init__(self, workdir: str, writer: metric_writers.MetricWriter):
+  def __init__(self, workdir: str, writer: metric_writers.MetricWriter,
+               grid_shape: tuple[int, int]):
     self.workdir = workdir
     self.writer = writer
+    self.grid_shape = grid_shape
     self.is_writer = jax.process_index() == 0
 
   def write_samples(self, epoch: int, step: int, images: np.ndarray) -> None:
-    grid = plots.make_grid(images, GRID_SIZE, GRID_SIZE)
+    grid = plots.make_grid(images, *self.grid_shape)
     self.writer.write_images(step, {"samples": grid[None]})
     if self.is_writer:
       path = os.path.join(self.workdir, "samples", f"epoch_{epoch:04d}.png")
@@ -272,7 +272,7 @@ class Trainer:
     self.replicated = parallel.replicated(self.mesh)
 
     # The data is checked before the workdir is created, so a wrong data.dir leaves nothing behind.
-    self.source = pipeline.make_source(config)
+    self.source = family.make_source(config)
     logging.info("Data: %s", self.source.name)
     os.makedirs(workdir, exist_ok=True)
     self.steps_per_epoch = pipeline.steps_per_epoch(
@@ -302,17 +302,15 @@ class Trainer:
     if not self.resumed:
       self.writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                  for k, v in _flatten(self.config).items()})
-    self.outputs = _Outputs(self.workdir, self.writer)
+    self.outputs = _Outputs(self.workdir, self.writer, self.family.grid_shape(self.config))
 
   def _compile(self) -> None:
     """Jits the train step with explicit shardings, accumulating metrics in CLU collections."""
     config = self.config
     train_step = self.family.make_train_step(config, self.steps_per_epoch)
-    size = self.source.image_size
     self.step_inputs = self._make_step_inputs()
-    example_batch = {
-        "image": jax.ShapeDtypeStruct((config.data.batch_size, size, size, 3), jnp.float32),
-        **self.step_inputs}
+    batch_spec = self.family.batch_spec(config, self.source)
+    example_batch = {**batch_spec, **self.step_inputs}
     metric_names = sorted(
         jax.eval_shape(train_step, self.state, example_batch, self.train_key)[1])
     self.collection = _make_collection(metric_names)
@@ -324,7 +322,7 @@ class Trainer:
       return state, window.merge(update), epoch_totals.merge(update)
 
     replicated = self.replicated
-    batch_shardings = {"image": parallel.batch_sharded(self.mesh)}
+    batch_shardings = {name: parallel.batch_sharded(self.mesh) for name in batch_spec}
     batch_shardings.update({name: replicated for name in self.step_inputs})
     self.jitted_step = jax.jit(
         step_and_accumulate,
@@ -333,7 +331,7 @@ class Trainer:
         donate_argnums=(0, 3, 4))
     self.generate = jax.jit(self.family.generate, out_shardings=replicated)
     self.fixed_latents = jax.device_put(
-        self.family.fixed_latents(config, NUM_FIXED_SAMPLES), replicated)
+        self.family.fixed_latents(config, math.prod(self.family.grid_shape(config))), replicated)
 
   def _make_step_inputs(self) -> dict[str, jax.Array]:
     """Returns the family's step inputs plus "lr_scale", which a rollback lowers."""
@@ -352,7 +350,7 @@ class Trainer:
 
     self._open_writer()
     logging.info("Training %s/%s from epoch %d of %d: %d steps per epoch, global batch %d, %d "
-                 "device(s).", config.model.family, config.model.arch, meta.epoch + 1,
+                 "device(s).", config.model.family, config.model.get("arch", "-"), meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
                  jax.device_count())
     self._start_progress()
@@ -383,7 +381,8 @@ class Trainer:
   def _start_progress(self) -> None:
     self.display = progress.Progress(
         total_steps=self.num_epochs * self.steps_per_epoch,
-        steps_per_epoch=self.steps_per_epoch, start_step=self.step)
+        steps_per_epoch=self.steps_per_epoch, start_step=self.step,
+        metrics=self.family.progress_metrics)
 
   def _run_epoch(self, stop_request: StopRequest):
     """Runs the remaining batches of the current epoch, or until a stop is requested.
@@ -399,14 +398,13 @@ class Trainer:
                    meta.batch_in_epoch, meta.epoch + 1)
     self.epoch_start = time.perf_counter()
     window, epoch_totals = self._empty_metrics(), self._empty_metrics()
-    dataset = pipeline.make_epoch_dataset(
-        self.source, seed=config.seed, epoch=meta.epoch, global_batch_size=config.data.batch_size,
-        start_batch=meta.batch_in_epoch, sharding=self.data_sharding,
-        prefetch_batches=config.data.prefetch_batches)
+    batches = self.family.epoch_batches(
+        self.source, config, epoch=meta.epoch, start_batch=meta.batch_in_epoch,
+        sharding=self.data_sharding)
 
     wait_time = 0.0
     wait_start = time.perf_counter()
-    for local_batch in pipeline.iterate_epoch(dataset):
+    for local_batch in batches:
       wait_time += time.perf_counter() - wait_start
       batch = {**parallel.global_batch(local_batch, self.mesh), **self.step_inputs}
       self.state, window, epoch_totals = self.jitted_step(

@@ -8,9 +8,10 @@ checkpointing, writers and input pipeline stay as they are.
 import abc
 import importlib
 import pkgutil
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -22,7 +23,15 @@ TrainStep = Callable[[Any, dict[str, jax.Array], jax.Array], tuple[Any, dict[str
 
 
 class Family(abc.ABC):
-  """Interface between the shared trainer and one model family."""
+  """Interface between the shared trainer and one model family.
+
+  The data hooks (make_source, epoch_batches, batch_spec) default to one image source with
+  batches {"image": [B, s, s, 3]}. A family with other inputs, such as two domains or class
+  labels, overrides all three together.
+  """
+
+  # Metrics shown in the progress log lines, when the step returns them.
+  progress_metrics: tuple[str, ...] = ("d_loss", "g_loss", "d_real", "d_fake")
 
   @abc.abstractmethod
   def validate(self, config: ml_collections.ConfigDict) -> None:
@@ -47,13 +56,60 @@ class Family(abc.ABC):
     del config
     return {}
 
-  @abc.abstractmethod
-  def fixed_latents(self, config: ml_collections.ConfigDict, num: int) -> jax.Array:
-    """Returns `num` latent inputs derived from config.seed only, for sample grids."""
+  def make_source(self, config: ml_collections.ConfigDict) -> Any:
+    """Creates the training data source, checking it before the workdir is created.
+
+    The trainer reads `num_images` (the images in one epoch), `image_size` and `name` from it.
+    """
+    from jaxgan.data import pipeline  # pylint: disable=g-import-not-at-top
+
+    return pipeline.make_source(config)
+
+  def epoch_batches(
+      self,
+      source: Any,
+      config: ml_collections.ConfigDict,
+      *,
+      epoch: int,
+      start_batch: int,
+      sharding: Any,
+  ) -> Iterator[dict[str, np.ndarray]]:
+    """Yields this process's part of each batch of `epoch` from `start_batch`, as NumPy arrays.
+
+    The order must depend only on (config.seed, epoch), so that a resumed run gets the batches
+    it would have got without the stop.
+    """
+    from jaxgan.data import pipeline  # pylint: disable=g-import-not-at-top
+
+    dataset = pipeline.make_epoch_dataset(
+        source, seed=config.seed, epoch=epoch, global_batch_size=config.data.batch_size,
+        start_batch=start_batch, sharding=sharding,
+        prefetch_batches=config.data.prefetch_batches)
+    return pipeline.iterate_epoch(dataset)
+
+  def batch_spec(
+      self, config: ml_collections.ConfigDict, source: Any) -> dict[str, jax.ShapeDtypeStruct]:
+    """Returns the global shape and dtype of each batch entry; all are split over devices."""
+    size = source.image_size
+    return {"image": jax.ShapeDtypeStruct((config.data.batch_size, size, size, 3), jnp.float32)}
+
+  def grid_shape(self, config: ml_collections.ConfigDict) -> tuple[int, int]:
+    """Returns the (rows, columns) of the sample grid; `generate` returns rows * columns images."""
+    del config
+    return (5, 5)
 
   @abc.abstractmethod
-  def generate(self, state: Any, latents: jax.Array) -> jax.Array:
-    """Maps latents to images in [-1, 1] with the generator in inference mode (jit-able)."""
+  def fixed_latents(self, config: ml_collections.ConfigDict, num: int) -> Any:
+    """Returns the generator inputs of the sample grid, derived from config.seed only.
+
+    For latent-space GANs these are `num` latent vectors. Other families may return any pytree
+    of arrays, such as fixed test images or class labels, and the trainer passes it to
+    `generate` unchanged.
+    """
+
+  @abc.abstractmethod
+  def generate(self, state: Any, latents: Any) -> jax.Array:
+    """Maps `fixed_latents` to images in [-1, 1] with the networks in inference mode (jit-able)."""
 
 
 def available() -> list[str]:
