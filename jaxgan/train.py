@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -49,10 +50,10 @@ STRUCTURAL_KEYS = SHAPE_KEYS + ("data.batch_size", "data.source", "seed")
 
 
 class TrainingDivergedError(JaxganError):
-  """A loss or metric became NaN or infinite.
+  """A metric mean or a value of the train state became NaN or infinite.
 
   Attributes:
-    values: the non-finite metric means, by metric name.
+    values: the non-finite metric means by name, or {"train_state": nan} for the train state.
   """
 
   def __init__(self, message: str, values: dict[str, float] | None = None):
@@ -142,7 +143,7 @@ def _all_finite(values: dict[str, float]) -> bool:
 
 @jax.jit
 def _tree_is_finite(tree) -> jax.Array:
-  """Returns a boolean scalar: True if no floating-point leaf of `tree` holds a NaN or infinity."""
+  """Returns a boolean scalar: True if no floating-point leaf of `tree` contains a NaN or infinity."""
   checks = [jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)
             if jnp.issubdtype(leaf.dtype, jnp.inexact)]
   return jnp.stack(checks).all() if checks else jnp.bool_(True)
@@ -488,7 +489,7 @@ class Trainer:
     return means
 
   def _check_state_finite(self) -> None:
-    """Raises TrainingDivergedError if the train state holds a NaN or infinity.
+    """Raises TrainingDivergedError if the train state contains a NaN or infinity.
 
     The metrics of a step come from its forward pass, before its update, so the last update of
     an epoch can make weights non-finite while every metric is finite. Each save follows this

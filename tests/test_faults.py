@@ -159,11 +159,11 @@ def fixture_small_disk(tmp_path):
 
 def fill_disk(path: Path) -> None:
   """Writes zeros into path until the file system reports that it is full."""
-  with open(path, "wb") as file:
+  # Unbuffered, so that closing the file does not flush bytes that no longer fit.
+  with open(path, "wb", buffering=0) as file:
     try:
       while True:
         file.write(b"\0" * 4096)
-        file.flush()
     except OSError:
       pass
 

@@ -117,8 +117,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every_epochs = 5
   # Number of most recent checkpoints kept on disk.
   config.train.keep_checkpoints = 3
-  # What a NaN or infinite loss, score or gradient norm does: "stop" ends the run with an error,
-  # and "rollback" restores the newest checkpoint, multiplies both learning rates by
+  # What a NaN or infinite loss, score, gradient norm or weight does: "stop" ends the run with an
+  # error, and "rollback" restores the newest checkpoint, multiplies both learning rates by
   # rollback_lr_factor and continues, at most max_rollbacks times per run. Neither writes
   # non-finite values into a checkpoint. A divergence before the first checkpoint always stops.
   config.train.on_nonfinite = "stop"
