@@ -161,3 +161,23 @@ def test_receptive_fields_shape_and_first_layer():
   np.testing.assert_allclose(first, jnp.transpose(dictionaries[0], (3, 0, 1, 2)), atol=1e-6)
   second = dictionary_lib.receptive_fields(dictionaries, _LAYERS, 2)
   assert second.shape == (3, 4 + (3 - 1) * 2, 8, 2)
+
+
+def test_unrolled_inference_matches_loop_and_differentiates():
+  dictionaries = _dictionaries()
+  images = _images(batch=2)
+  settings = inference.InferenceSettings(
+      lambdas=(0.1, 0.2), k_fb=1.0, solver="fista", max_iterations=12, tolerance=0.0)
+  etas = inference.step_sizes(dictionaries, _LAYERS, 1.0, 50, jax.random.key(0))
+  looped = inference.infer(images, dictionaries, _LAYERS, settings, etas).codes
+  unrolled = inference.infer_unrolled(images, dictionaries, _LAYERS, settings, etas, 12)
+  for a, b in zip(looped, unrolled):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+  def total_code(x):
+    codes = inference.infer_unrolled(x, dictionaries, _LAYERS, settings, etas, 12)
+    return sum(jnp.sum(code) for code in codes)
+
+  gradient = jax.grad(total_code)(images)
+  assert gradient.shape == images.shape
+  assert float(jnp.max(jnp.abs(gradient))) > 0

@@ -18,7 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   # Model family: the module jaxgan.families.<family> provides the state, train step and sampler.
   config.model.family = "dcgan"
-  # Generator/discriminator pair within the family; "w7" is the lab's 4x4-kernel DCGAN.
+  # Generator/discriminator pair within the family: "w7" (the lab's 4x4-kernel DCGAN),
+  # "reproduct", "reproduct4", or the SDPC fusions "sdpc_generator" and "sdpc_discriminator".
   config.model.arch = "w7"
   # Channel width c: w7's G has 8c, 4c, 2c, c channels and its D c, 2c, 4c, 8c. The lab's runs
   # used 64, and smaller widths train faster on a CPU.
@@ -33,6 +34,14 @@ def get_config() -> ml_collections.ConfigDict:
   # + fan_out)), not truncated, as the lab's PyTorch code) or "truncated_normal" (std 0.02,
   # redrawn beyond 2 std, as TensorFlow's DCGAN). Biases are always 0.
   config.model.init = "glorot_normal"
+  # For the SDPC fusion architectures ("sdpc_generator", "sdpc_discriminator"): the workdir of a
+  # finished "sdpc" run at the same image size, whose dictionaries the GAN uses, frozen.
+  config.model.sdpc_workdir = ""
+  # "sdpc_generator": weight beta of the L1 penalty beta * ||codes||_1 (mean over the batch)
+  # added to G's loss.
+  config.model.sdpc_sparsity_weight = 1e-3
+  # "sdpc_discriminator": FISTA iterations unrolled on each image before D's head.
+  config.model.sdpc_unrolled_steps = 15
 
   config.data = ml_collections.ConfigDict()
   # Image source: "folder" (PNG/JPEG files in data.dir), "tfds" (the simpsons_faces TFDS builder)

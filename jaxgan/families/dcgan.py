@@ -17,6 +17,7 @@ from jaxgan import losses
 from jaxgan import optim
 from jaxgan.errors import ConfigError
 from jaxgan.models import dcgan as dcgan_models
+from jaxgan.models import sdpc_gan
 
 # Streams folded into the root key `jax.random.key(config.seed)`.
 _INIT_STREAM, _FIXED_LATENTS_STREAM = 0, 2
@@ -203,7 +204,17 @@ class DCGANFamily(families.Family):
   """DCGANs trained with BCE losses, one D update then one G update per batch."""
 
   def validate(self, config: ml_collections.ConfigDict) -> None:
-    config_lib.check_choice(config, "model.arch", sorted(dcgan_models.ARCHITECTURES))
+    config_lib.check_choice(
+        config, "model.arch",
+        sorted(dcgan_models.ARCHITECTURES) + list(sdpc_gan.FUSION_ARCHITECTURES))
+    if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES:
+      config_lib.check_number(config, "model.sdpc_sparsity_weight", low=0)
+      config_lib.check_number(config, "model.sdpc_unrolled_steps", low=1, integer=True)
+      if not config.model.sdpc_workdir:
+        raise ConfigError(
+            f"Missing config value model.sdpc_workdir: the {config.model.arch} architecture "
+            "decodes with pretrained SDPC dictionaries. Pass --config.model.sdpc_workdir=<workdir "
+            "of a run of configs/sdpc_simpsons.py at the same image size>.")
     config_lib.check_number(config, "model.width", low=1, integer=True)
     config_lib.check_number(config, "model.latent_dim", low=1, integer=True)
     config_lib.check_choice(config, "model.latent_distribution", ("normal", "uniform"))
@@ -245,9 +256,12 @@ class DCGANFamily(families.Family):
 
   def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> DCGANState:
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
-    generator, discriminator = dcgan_models.build(
-        config.model.arch, config.data.image_size, config.model.latent_dim,
-        config.model.bn_epsilon, config.model.width, key, init=config.model.init)
+    if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES:
+      generator, discriminator = sdpc_gan.build(config, key)
+    else:
+      generator, discriminator = dcgan_models.build(
+          config.model.arch, config.data.image_size, config.model.latent_dim,
+          config.model.bn_epsilon, config.model.width, key, init=config.model.init)
     g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, nnx.BatchStat)
     d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, nnx.BatchStat)
     tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)

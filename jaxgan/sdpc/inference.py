@@ -179,3 +179,38 @@ def back_project(
     layer = layers[index]
     values = dictionary_lib.synthesize(values, dictionaries[index], layer.stride, layer.input_size)
   return values
+
+
+def infer_unrolled(
+    image: jax.Array,
+    dictionaries: tuple[jax.Array, ...],
+    layers: tuple[dictionary_lib.LayerGeometry, ...],
+    settings: InferenceSettings,
+    etas: tuple[jax.Array | float, ...],
+    steps: int,
+) -> tuple[jax.Array, ...]:
+  """Runs exactly `steps` FISTA iterations from zero codes and returns the codes; differentiable.
+
+  Unlike `infer`, which stops early in a `lax.while_loop` that reverse-mode differentiation
+  cannot go through, this is a `lax.scan` with each iteration rematerialised in the backward
+  pass, so gradients flow to the image (and the dictionaries) at the memory cost of one
+  iteration's codes per step.
+  """
+  codes = zero_codes(image.shape[0], layers, image.dtype)
+
+  @jax.checkpoint
+  def iteration(carry, _):
+    old_codes, points, t = carry
+    new_codes = list(old_codes)
+    for index in range(len(layers)):
+      below = image if index == 0 else new_codes[index - 1]
+      new_codes[index] = _layer_update(
+          index, points[index], new_codes, below, dictionaries, layers, settings, etas[index])
+    t_next = (1.0 + jnp.sqrt(1.0 + 4.0 * t**2)) / 2.0
+    momentum = (t - 1.0) / t_next
+    points = tuple(new + momentum * (new - old) for new, old in zip(new_codes, old_codes))
+    return (tuple(new_codes), points, t_next), None
+
+  initial = (codes, codes, jnp.ones((), image.dtype))
+  (codes, _, _), _ = jax.lax.scan(iteration, initial, None, length=steps)
+  return codes
