@@ -43,12 +43,18 @@ class Meta:
 class Checkpointer:
   """Saves and restores (state, Meta) under workdir/checkpoints, keeping the newest few."""
 
-  def __init__(self, workdir: str | os.PathLike, keep: int):
+  def __init__(self, workdir: str | os.PathLike, keep: int, read_only: bool = False):
+    """Opens workdir/checkpoints, creating it unless `read_only`, which also disables saving."""
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=False,
-        # Removes the temporary folders of saves that a kill or a full disk interrupted.
-        cleanup_tmp_directories=True)
+    if read_only:
+      # Orbax warns about every option that read_only overrides, so they are passed as it sets them.
+      options = ocp.CheckpointManagerOptions(
+          read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False)
+    else:
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=keep, create=True, enable_async_checkpointing=False,
+          # Removes the temporary folders of saves that a kill or a full disk interrupted.
+          cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:

@@ -36,6 +36,22 @@ def get(config: ml_collections.ConfigDict, key: str) -> Any:
   return value
 
 
+def flatten(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any]:
+  """Returns the leaves of a nested config (ConfigDict or plain dict) keyed by dotted paths."""
+  flat = {}
+
+  def visit(prefix, node):
+    for key, value in node.items():
+      name = f"{prefix}{key}"
+      if isinstance(value, (ml_collections.ConfigDict, dict)):
+        visit(f"{name}.", value)
+      else:
+        flat[name] = value
+
+  visit("", config)
+  return flat
+
+
 def _fail(key: str, value: Any, allowed: str) -> ConfigError:
   return ConfigError(
       f"Invalid config value {key}={value!r}: {allowed}. Change it in the config file or pass "

@@ -13,6 +13,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jaxgan import cli
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
     "Config file, optionally with a preset: configs/w7_128.py or configs/default.py:tiny. "
@@ -24,17 +26,6 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False,
     "Resume a workdir even when its saved config differs in the model, image size, batch size, "
     "data source or seed.")
-
-
-class _QuietLibraryFilter:
-  """Drops INFO and DEBUG records of libraries that log every checkpoint operation (Orbax)."""
-
-  _PATH_PARTS = ("/orbax/",)
-
-  def filter(self, record) -> bool:
-    if record.levelno >= logging.converter.ABSL_TO_STANDARD[logging.WARNING]:
-      return True
-    return not any(part in record.pathname for part in self._PATH_PARTS)
 
 
 def _without_traceback(message: str) -> str:
@@ -134,7 +125,7 @@ def main(argv: list[str]) -> None:
                      "  python -m jaxgan.main --config configs/default.py --workdir runs/default\n")
     sys.exit(2)
 
-  logging.get_absl_handler().addFilter(_QuietLibraryFilter())
+  logging.get_absl_handler().addFilter(cli.QuietLibraryFilter())
   config = load_config()
 
   # Imported here so that --help and flag errors do not pay for importing JAX and TensorFlow.

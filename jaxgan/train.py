@@ -5,7 +5,8 @@ Workdir layout (only process 0 writes files other than checkpoints):
   samples/epoch_NNNN.png  5x5 grid from the same 25 fixed latents, every sample_every_epochs
   plots/losses.png        per-epoch mean losses, redrawn every epoch
   plots/scores.png        per-epoch mean D(x) and D(G(z))
-  summary.json            wall time per epoch and in total, last epoch's metric means
+  summary.json            wall time per epoch and in total, last epoch's metric means, and the
+                          per-epoch means of every metric ("history")
   config.json             the config of the latest start
   events.out.tfevents.*   TensorBoard scalars (step metrics and epoch means) and sample grids
   jaxgan.lock             the PID of the process that trains in the workdir (see workdir_lock)
@@ -87,27 +88,12 @@ class StopRequest:
       signal.signal(signum, handler)
 
 
-def _flatten(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  flat = {}
-
-  def visit(prefix, node):
-    for key, value in node.items():
-      name = f"{prefix}{key}"
-      if isinstance(value, (ml_collections.ConfigDict, dict)):
-        visit(f"{name}.", value)
-      else:
-        flat[name] = value
-
-  visit("", config)
-  return flat
-
-
 def structural_differences(
     saved: dict[str, Any], current: ml_collections.ConfigDict, keys: tuple[str, ...] = STRUCTURAL_KEYS
 ) -> list[str]:
   """Lists "key: saved -> current" for the given keys (and keys below them) that differ."""
-  saved_flat = _flatten(ml_collections.ConfigDict(saved))
-  current_flat = _flatten(current)
+  saved_flat = config_lib.flatten(ml_collections.ConfigDict(saved))
+  current_flat = config_lib.flatten(current)
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
     if not any(key == k or key.startswith(k + ".") for k in keys):
@@ -181,6 +167,7 @@ class _Outputs:
         "wall_time_s": float(sum(meta.wall_times)),
         "wall_time_per_epoch_s": [round(t, 3) for t in meta.wall_times],
         "last_epoch_means": last,
+        "history": meta.history,
     }
     _write_json(os.path.join(self.workdir, "summary.json"), summary)
 
@@ -302,7 +289,7 @@ class Trainer:
       self.writer = metric_writers.MultiWriter([])
     if not self.resumed:
       self.writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                                 for k, v in _flatten(self.config).items()})
+                                 for k, v in config_lib.flatten(self.config).items()})
     self.outputs = _Outputs(self.workdir, self.writer, self.family.grid_shape(self.config))
 
   def _compile(self) -> None:
