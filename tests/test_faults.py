@@ -286,8 +286,11 @@ def end_epoch_and_measure(self, epoch_totals):
   saved = end_epoch(self, epoch_totals)
   # Returning freed heap pages to the OS first keeps allocator slack out of the measurement.
   libc.malloc_trim(0)
-  with open("/proc/self/statm", encoding="ascii") as file:
-    rss.append(int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+  # Anonymous memory only: the kernel can drop file-backed pages (libraries) under memory
+  # pressure from other processes, which makes the total resident size jump.
+  with open("/proc/self/status", encoding="ascii") as file:
+    fields = dict(line.split(":", 1) for line in file)
+  rss.append(int(fields["RssAnon"].split()[0]) * 1024)
   disk.append(sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file()))
   return saved
 
