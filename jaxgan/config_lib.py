@@ -134,6 +134,10 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
   if "lr_g" in config.optim:
     validate_gan_optimizers(config)
 
+  from jaxgan.evaluation import periodic  # pylint: disable=g-import-not-at-top
+
+  periodic.validate(config)
+
 
 def validate_gan_optimizers(config: ml_collections.ConfigDict) -> None:
   """Checks the optim.* keys of families with a generator and a discriminator optimizer."""

@@ -38,6 +38,7 @@ from jaxgan import plots
 from jaxgan import progress
 from jaxgan import workdir_lock
 from jaxgan.data import pipeline
+from jaxgan.evaluation import periodic
 from jaxgan.errors import ConfigError
 from jaxgan.errors import JaxganError
 
@@ -509,6 +510,7 @@ class Trainer:
     if saved:
       self._save(f"end of epoch {meta.epoch}")
     self.outputs.write_summary(meta, self.num_epochs, self.step)
+    periodic.after_epoch(self)
     self.writer.flush()
     return saved
 

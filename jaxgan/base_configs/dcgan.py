@@ -134,4 +134,24 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.rollback_lr_factor = 0.5
   config.train.max_rollbacks = 3
 
+  # Evaluation during training (jaxgan/evaluation/periodic.py); python -m jaxgan.evaluate
+  # evaluates saved checkpoints afterwards.
+  config.eval = ml_collections.ConfigDict()
+  # Evaluate every this many epochs and after the last epoch (0 = never).
+  config.eval.every_epochs = 0
+  # Comma-separated metrics. "swd" and "diversity" are cheap and need no weights. "nn" (nearest
+  # training image) compares every fake with every training image. "fid" and "kid" need
+  # eval.inception_weights and run Inception-v3 at 299x299, which is slow on a CPU.
+  config.eval.metrics = "swd,diversity"
+  # Generated images per evaluation, compared with as many training images.
+  config.eval.num_images = 256
+  # Seed of the evaluation latents, the chosen training images and the metrics' random draws.
+  config.eval.seed = 0
+  # Keep the checkpoint with the lowest value of this metric ("swd", "fid" or "kid") in
+  # workdir/best/checkpoints; "" keeps none. It must be one of eval.metrics.
+  config.eval.best_metric = ""
+  # FID Inception weights .npz ("" = $JAXGAN_INCEPTION_WEIGHTS), in the layout described in
+  # jaxgan/evaluation/inception.py.
+  config.eval.inception_weights = ""
+
   return config

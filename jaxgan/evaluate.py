@@ -1,0 +1,116 @@
+"""Evaluates a trained run: python -m jaxgan.evaluate --workdir runs/x --metrics swd,diversity.
+
+Draws --num images from a checkpoint's generator (inference-mode BatchNorm), compares them with
+real images and writes one result per metric to <workdir>/eval/<metric>_step<S>.json (or
+--out), with every setting that affects the number. Real images are the run's own training data
+unless --real names a folder. FID and KID need the Inception weights (--inception_weights or
+$JAXGAN_INCEPTION_WEIGHTS); swd, diversity and nn need none.
+
+    python -m jaxgan.evaluate --workdir runs/x --metrics swd,diversity,nn,fid,kid --real data/
+    python -m jaxgan.evaluate --compare runs/a/eval/swd_step1000.json,runs/b/eval/swd_step1000.json
+
+Exit status: 0 on success, 2 for invalid input or results with different settings.
+"""
+
+import json
+import os
+
+from absl import flags
+
+from jaxgan.evaluation import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of the trained run to evaluate.")
+_METRICS = flags.DEFINE_string(
+    "metrics", "swd,diversity",
+    "Comma-separated metrics: swd, diversity, nn, fid, kid.")
+_REAL = flags.DEFINE_string(
+    "real", None,
+    "Folder of real images (all PNG and JPEG files in it). Default: the run's training data, "
+    "with its exclusions.")
+_NUM = flags.DEFINE_integer("num", 1000, "Number of generated images.")
+_NUM_REAL = flags.DEFINE_integer(
+    "num_real", None, "Maximum number of real images, drawn with --seed. Default: all.")
+_STEP = flags.DEFINE_string(
+    "step", "latest", "Checkpoint step to evaluate: a saved step number, 'latest' or 'best'.")
+_SEED = flags.DEFINE_integer(
+    "seed", 0, "Seed of the latents, the real-image selection and the metrics' random draws.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 50, "Images per generator and Inception call.")
+_INCEPTION_WEIGHTS = flags.DEFINE_string(
+    "inception_weights", None,
+    "FID Inception weights .npz (see jaxgan/evaluation/inception.py). Default: "
+    "$JAXGAN_INCEPTION_WEIGHTS.")
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", None,
+    "Folder for cached reference features. Default: $JAXGAN_CACHE_DIR/reference_statistics or "
+    "~/.cache/jaxgan/reference_statistics.")
+_OUT = flags.DEFINE_string("out", None, "Folder for the result files. Default: <workdir>/eval.")
+_NAME = flags.DEFINE_string("name", "", "Suffix added to each result file name.")
+_COMPARE = flags.DEFINE_string(
+    "compare", None,
+    "Two result files, comma-separated: print both values and their difference, or fail if "
+    "their settings differ. Needs no other flag.")
+
+
+def _compare(paths: str) -> None:
+  from jaxgan.evaluation import results  # pylint: disable=g-import-not-at-top
+
+  parts = [part for part in paths.split(",") if part]
+  if len(parts) != 2:
+    cli.exit_with_error(f"--compare needs two result files separated by a comma, got {paths!r}.")
+  comparison = results.compare(results.read(parts[0]), results.read(parts[1]))
+  print(json.dumps(comparison, indent=2))
+
+
+def _check_flags() -> None:
+  if not _WORKDIR.value:
+    cli.exit_with_error(
+        "--workdir is required, for example python -m jaxgan.evaluate --workdir runs/x.")
+  if _NUM.value < 2:
+    cli.exit_with_error(f"--num must be at least 2, got {_NUM.value}.")
+  if _NUM_REAL.value is not None and _NUM_REAL.value < 2:
+    cli.exit_with_error(f"--num_real must be at least 2, got {_NUM_REAL.value}.")
+  if _BATCH_SIZE.value < 1:
+    cli.exit_with_error(f"--batch_size must be at least 1, got {_BATCH_SIZE.value}.")
+  if _REAL.value and not os.path.isdir(_REAL.value):
+    cli.exit_with_error(f"--real folder {_REAL.value} does not exist. Pass a folder of images.")
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  if _COMPARE.value:
+    _compare(_COMPARE.value)
+    return
+  _check_flags()
+
+  # Imported here so that --help and flag errors do not pay for importing JAX.
+  from jaxgan.evaluation import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+  from jaxgan.evaluation import inception  # pylint: disable=g-import-not-at-top
+  from jaxgan.evaluation import results  # pylint: disable=g-import-not-at-top
+  from jaxgan.evaluation import runs  # pylint: disable=g-import-not-at-top
+
+  metrics = evaluator_lib.parse_metrics(_METRICS.value)
+  if any(metric in evaluator_lib.INCEPTION_METRICS for metric in metrics):
+    inception.resolve_weights_path(_INCEPTION_WEIGHTS.value)
+  run = runs.load_run(_WORKDIR.value, _STEP.value)
+  real_config = (evaluator_lib.folder_config(run.config, _REAL.value) if _REAL.value
+                 else run.config)
+  reals = evaluator_lib.load_real_images(real_config, _NUM_REAL.value, _SEED.value)
+  evaluator = evaluator_lib.Evaluator(
+      metrics, reals, seed=_SEED.value, inception_weights=_INCEPTION_WEIGHTS.value,
+      cache_dir=_CACHE_DIR.value, batch_size=_BATCH_SIZE.value)
+
+  sampler = runs.Sampler(run.family, run.state, _BATCH_SIZE.value)
+  fakes = runs.to_uint8(sampler(runs.latents(run, _NUM.value, _SEED.value)))
+  records = evaluator.evaluate(fakes, runs.base_settings(run, _SEED.value))
+
+  out = _OUT.value or os.path.join(run.workdir, "eval")
+  suffix = f"_{_NAME.value}" if _NAME.value else ""
+  for record in records:
+    path = results.write(record, out, f"{record['metric']}_step{run.step}{suffix}")
+    print(f"{record['metric']} = {record['value']:.6g} (step {run.step}, epoch {run.epoch}, "
+          f"{record['settings']['num_fake']} fake, {record['settings']['num_real']} real) -> "
+          f"{path}")
+
+
+if __name__ == "__main__":
+  cli.run(main)

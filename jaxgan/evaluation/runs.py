@@ -1,0 +1,195 @@
+"""Restores a trained run from its workdir and draws images from its generator.
+
+The run's config comes from `workdir/config.json`, laid over the family's base config so that a
+run saved before a config key existed gets that key's default. The state is restored from any
+saved checkpoint step, or from the best checkpoint that periodic evaluation keeps.
+"""
+
+import dataclasses
+import importlib
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from jaxgan import checkpoint
+from jaxgan import families
+from jaxgan.errors import JaxganError
+
+BEST_DIRECTORY = "best"
+# BatchNorm mode of the generator when it draws images for evaluation and sampling.
+BATCHNORM_MODE = "inference (running statistics)"
+
+
+class RunError(JaxganError):
+  """A workdir or checkpoint step that cannot be evaluated or sampled."""
+
+
+@dataclasses.dataclass
+class Run:
+  """A restored run: its config, family, train state and the step of that state."""
+
+  workdir: str
+  config: ml_collections.ConfigDict
+  family: families.Family
+  state: Any
+  step: int
+  epoch: int
+  checkpoint_kind: str  # "regular" or "best"
+
+
+def _merge(base: ml_collections.ConfigDict, saved: dict[str, Any]) -> list[str]:
+  """Writes `saved` into `base` recursively; returns the dotted keys `saved` lacks."""
+  missing = []
+
+  def visit(node, values, prefix):
+    for key in node.keys():
+      if key not in values:
+        missing.append(prefix + key)
+    for key, value in values.items():
+      if isinstance(value, dict) and key in node and isinstance(node[key],
+                                                                 ml_collections.ConfigDict):
+        visit(node[key], value, f"{prefix}{key}.")
+      else:
+        node[key] = value
+
+  with base.unlocked():
+    visit(base, saved, "")
+  return missing
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """Returns the config saved in `workdir/config.json`, completed with base-config defaults."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise RunError(
+        f"No config.json in {workdir}: it is not a jaxgan workdir. Pass the --workdir of a run "
+        "started with python -m jaxgan.main.")
+  with open(path) as f:
+    saved = json.load(f)
+  family = saved.get("model", {}).get("family", "dcgan")
+  try:
+    base = importlib.import_module(f"jaxgan.base_configs.{family}").get_config()
+  except ModuleNotFoundError:
+    base = ml_collections.ConfigDict()
+  missing = _merge(base, saved)
+  if missing:
+    logging.info("config.json of %s lacks %s; using the base config's values.", workdir,
+                 ", ".join(missing))
+  return base
+
+
+def _checkpoint_directory(workdir: str, best: bool) -> str:
+  return os.path.join(workdir, BEST_DIRECTORY) if best else workdir
+
+
+def available_steps(workdir: str, best: bool = False) -> list[int]:
+  """Returns the saved checkpoint steps, without creating any folder."""
+  directory = os.path.join(_checkpoint_directory(workdir, best), "checkpoints")
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def load_run(workdir: str, step: str | int | None = None) -> Run:
+  """Restores the checkpoint `step` of a run: an int, None or "latest", or "best".
+
+  Raises:
+    RunError: for a missing workdir or config, no checkpoint, or a step that was not saved.
+  """
+  workdir = os.path.abspath(workdir)
+  if not os.path.isdir(workdir):
+    raise RunError(f"Workdir {workdir} does not exist. Pass the --workdir of a trained run.")
+  config = load_config(workdir)
+  family = families.get(config.model.family)
+
+  best = step == "best"
+  steps = available_steps(workdir, best)
+  if not steps:
+    where = "best checkpoint (periodic evaluation with eval.best_metric keeps it)" if best else \
+        "checkpoint"
+    raise RunError(f"No {where} in {workdir}. Train the run until it saves one.")
+  if step in (None, "latest", "best"):
+    chosen = steps[-1]
+  else:
+    try:
+      chosen = int(step)
+    except ValueError:
+      raise RunError(
+          f"Invalid step {step!r}: pass a saved step number, 'latest' or 'best'.") from None
+    if chosen not in steps:
+      raise RunError(
+          f"No checkpoint for step {chosen} in {workdir}: saved steps are "
+          f"{', '.join(map(str, steps))}. Pass one of them with --step.")
+
+  checkpointer = checkpoint.Checkpointer(
+      _checkpoint_directory(workdir, best), keep=len(steps), read_only=True)
+  try:
+    template = family.init_state(config, steps_per_epoch=1)
+    state, meta = checkpointer.restore(chosen, template)
+  finally:
+    checkpointer.close()
+  logging.info("Restored %s step %d (%d epoch(s) done).", workdir, chosen, meta.epoch)
+  return Run(workdir=workdir, config=config, family=family, state=state, step=chosen,
+             epoch=meta.epoch, checkpoint_kind="best" if best else "regular")
+
+
+def latents(run: Run, num: int, seed: int) -> jax.Array:
+  """Returns `num` latents from the family's `fixed_latents` with config.seed set to `seed`."""
+  config = ml_collections.ConfigDict(run.config.to_dict())
+  config.seed = seed
+  return run.family.fixed_latents(config, num)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """Maps images in [-1, 1] to uint8 by rounding (x + 1) * 127.5, as when saving a PNG."""
+  return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class Sampler:
+  """Runs a family's `generate` in fixed-size batches with one compiled function.
+
+  The generator runs in inference mode (BatchNorm with running statistics), so an image
+  depends only on its latent, not on the batch it is drawn in. The last batch is padded by
+  repeating its first latent.
+  """
+
+  def __init__(self, family: families.Family, state: Any, batch_size: int = 64):
+    self.batch_size = batch_size
+    self.state = state
+    self._generate = jax.jit(family.generate)
+
+  def __call__(self, latent_batch: jax.Array) -> np.ndarray:
+    """Returns float32 images [N, S, S, 3] in [-1, 1] for latents [N, ...]."""
+    latent_batch = np.asarray(latent_batch)
+    outputs = []
+    for start in range(0, len(latent_batch), self.batch_size):
+      batch = latent_batch[start:start + self.batch_size]
+      count = len(batch)
+      if count < self.batch_size:
+        filler = np.repeat(batch[:1], self.batch_size - count, axis=0)
+        batch = np.concatenate([batch, filler])
+      outputs.append(np.asarray(self._generate(self.state, batch))[:count])
+    return np.concatenate(outputs)
+
+
+def base_settings(run: Run, seed: int) -> dict[str, Any]:
+  """Returns the settings of images drawn from `run` that every evaluation result records."""
+  return {
+      "workdir": run.workdir,
+      "step": run.step,
+      "epoch": run.epoch,
+      "checkpoint_kind": run.checkpoint_kind,
+      "family": run.config.model.family,
+      "arch": run.config.model.get("arch"),
+      "seed": seed,
+      "batchnorm_mode": BATCHNORM_MODE,
+      # NOTE: no family keeps an exponential moving average of G's weights yet; a family that
+      # adds one must record here which weights `generate` uses.
+      "ema": False,
+      "truncation": None,
+  }
