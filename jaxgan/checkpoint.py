@@ -44,7 +44,11 @@ class Checkpointer:
   """Saves and restores (state, Meta) under workdir/checkpoints, keeping the newest few."""
 
   def __init__(self, workdir: str | os.PathLike, keep: int, read_only: bool = False):
-    """Opens workdir/checkpoints, creating it unless `read_only`, which also disables saving."""
+    """Opens workdir/checkpoints, creating it unless `read_only`, which also disables saving.
+
+    Unless `read_only`, it also deletes the temporary folders of unfinished saves, so code that
+    reads another run's checkpoints while that run may be saving must pass read_only=True.
+    """
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     if read_only:
       # Orbax warns about every option that read_only overrides, so they are passed as it sets them.
