@@ -7,6 +7,7 @@ intact and the next start resumes from the newest complete one.
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -27,6 +28,13 @@ class Meta:
     wall_times: seconds spent in each finished epoch.
     lr_scale: factor on both learning rates, lowered by each rollback after a non-finite loss.
     rollbacks: number of rollbacks so far (see train.on_nonfinite).
+    monitor: state of the spike and collapse monitors (`jaxgan.monitors.Monitors.state`).
+    ring_steps: steps of checkpoints saved only for the ring of recent epochs. Retention deletes
+      them once ring_epochs newer checkpoints exist, unless they are pinned. The other
+      checkpoints count towards keep_checkpoints.
+    pinned_steps: steps of checkpoints that a monitor event pinned; retention never deletes them.
+
+  The last five fields have defaults so that checkpoints written before they existed restore.
   """
 
   epoch: int
@@ -35,28 +43,60 @@ class Meta:
   config: dict[str, Any]
   history: dict[str, list[float]]
   wall_times: list[float]
-  # Defaults let checkpoints written before these fields existed restore.
   lr_scale: float = 1.0
   rollbacks: int = 0
+  monitor: dict[str, Any] = dataclasses.field(default_factory=dict)
+  ring_steps: list[int] = dataclasses.field(default_factory=list)
+  pinned_steps: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class RetentionPolicy:
+  """Orbax preservation policy: the ring, the newest regular checkpoints, and pinned ones.
+
+  A checkpoint survives if it is among the newest `ring` checkpoints (the newest one always,
+  because a resume starts from it), among the newest `keep` checkpoints whose step is not in
+  `ring_steps`, or in `pinned_steps`. The trainer updates the two step sets from the Meta before
+  each save, and Orbax applies the policy right after the save.
+  """
+
+  ring: int
+  keep: int
+  ring_steps: set[int] = dataclasses.field(default_factory=set)
+  pinned_steps: set[int] = dataclasses.field(default_factory=set)
+
+  def should_preserve(self, checkpoints: Sequence[Any], *, context: Any) -> list[bool]:
+    """Returns one flag per checkpoint; Orbax passes them sorted by step, oldest first."""
+    del context
+    steps = [info.step for info in checkpoints]
+    newest = set(steps[-max(self.ring, 1):])
+    regular = [step for step in steps if step not in self.ring_steps]
+    kept_regular = set(regular[-self.keep:]) if self.keep > 0 else set()
+    return [step in newest or step in kept_regular or step in self.pinned_steps
+            for step in steps]
 
 
 class Checkpointer:
-  """Saves and restores (state, Meta) under workdir/checkpoints, keeping the newest few."""
+  """Saves and restores (state, Meta) under workdir/checkpoints, applying `RetentionPolicy`.
 
-  def __init__(self, workdir: str | os.PathLike, keep: int, read_only: bool = False):
-    """Opens workdir/checkpoints, creating it unless `read_only`, which also disables saving.
+  `keep` and `ring` are the policy's limits; with the defaults every save counts towards `keep`
+  and the newest `keep` checkpoints stay. A `read_only` checkpointer never creates, saves or
+  deletes anything, so it can read the workdir of a run that is still training. A writable one
+  deletes the temporary folders of unfinished saves when it opens, so code that reads another
+  run's checkpoints while that run may be saving must pass read_only=True.
+  """
 
-    Unless `read_only`, it also deletes the temporary folders of unfinished saves, so code that
-    reads another run's checkpoints while that run may be saving must pass read_only=True.
-    """
+  def __init__(self, workdir: str | os.PathLike, keep: int, ring: int = 0,
+               read_only: bool = False):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.retention = RetentionPolicy(ring=ring, keep=keep)
     if read_only:
       # Orbax warns about every option that read_only overrides, so they are passed as it sets them.
       options = ocp.CheckpointManagerOptions(
           read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False)
     else:
       options = ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=True, enable_async_checkpointing=False,
+          preservation_policy=self.retention, create=True, enable_async_checkpointing=False,
           # Removes the temporary folders of saves that a kill or a full disk interrupted.
           cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
@@ -77,6 +117,8 @@ class Checkpointer:
       logging.info("A checkpoint for step %d already exists in %s; keeping it.", step,
                    self.directory)
       return
+    self.retention.ring_steps = set(meta.ring_steps)
+    self.retention.pinned_steps = set(meta.pinned_steps)
     self._manager.save(
         step,
         args=ocp.args.Composite(

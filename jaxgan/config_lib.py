@@ -130,6 +130,10 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
   check_number(config, "train.rollback_lr_factor", low=0, high=1, low_inclusive=False,
                high_inclusive=False)
   check_number(config, "train.max_rollbacks", low=0, integer=True)
+  check_number(config, "train.ring_epochs", low=0, integer=True)
+  # Families without a monitor section (their base config has none) train without monitors.
+  if "monitor" in config:
+    validate_monitor(config)
 
   if "lr_g" in config.optim:
     validate_gan_optimizers(config)
@@ -155,3 +159,18 @@ def validate_gan_optimizers(config: ml_collections.ConfigDict) -> None:
   check_number(config, "optim.step_decay_factor", low=0, low_inclusive=False, high=1)
   check_number(config, "optim.decay_start_epoch", low=0)
   check_number(config, "optim.clip_grad_norm", low=0)
+
+
+def validate_monitor(config: ml_collections.ConfigDict) -> None:
+  """Checks the monitor.* keys of the loss-spike and mode-collapse monitors."""
+  check_number(config, "monitor.spike_threshold", low=0, low_inclusive=False)
+  check_number(config, "monitor.spike_window", low=2, integer=True)
+  check_number(config, "monitor.spike_min_history", low=1, integer=True)
+  if config.monitor.spike_min_history > config.monitor.spike_window:
+    raise _fail("monitor.spike_min_history", config.monitor.spike_min_history,
+                f"must be at most monitor.spike_window={config.monitor.spike_window}, because "
+                "the detector keeps only that many previous values")
+  check_number(config, "monitor.spike_mad_floor", low=0)
+  check_number(config, "monitor.window_steps", low=0, integer=True)
+  check_number(config, "monitor.collapse_ratio", low=0)
+  check_number(config, "monitor.collapse_num_real", low=2, integer=True)

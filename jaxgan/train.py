@@ -1,7 +1,10 @@
 """The training loop shared by every model family: data, steps, metrics, samples, checkpoints.
 
 Workdir layout (only process 0 writes files other than checkpoints):
-  checkpoints/<step>/     Orbax checkpoints, the newest train.keep_checkpoints kept
+  checkpoints/<step>/     Orbax checkpoints: the newest train.keep_checkpoints regular ones, the
+                          newest train.ring_epochs, and those pinned by monitor events
+  events.jsonl            loss-spike and mode-collapse events, one JSON object a line
+                          (format in jaxgan/monitors.py)
   samples/epoch_NNNN.png  5x5 grid from the same 25 fixed latents, every sample_every_epochs
   plots/losses.png        per-epoch mean losses, redrawn every epoch
   plots/scores.png        per-epoch mean D(x) and D(G(z))
@@ -33,11 +36,13 @@ from jaxgan import checkpoint
 from jaxgan import config_lib
 from jaxgan import disk_errors
 from jaxgan import families
+from jaxgan import monitors
 from jaxgan import parallel
 from jaxgan import plots
 from jaxgan import progress
 from jaxgan import workdir_lock
 from jaxgan.data import pipeline
+from jaxgan.data import source as source_lib
 from jaxgan.evaluation import periodic
 from jaxgan.errors import ConfigError
 from jaxgan.errors import JaxganError
@@ -269,7 +274,8 @@ class Trainer:
     self.num_epochs = config.train.num_epochs
     self.data_sharding = pipeline.Sharding(jax.process_index(), jax.process_count())
 
-    self.checkpointer = checkpoint.Checkpointer(workdir, config.train.keep_checkpoints)
+    self.checkpointer = checkpoint.Checkpointer(
+        workdir, config.train.keep_checkpoints, ring=config.train.ring_epochs)
     state = jax.device_put(family.init_state(config, self.steps_per_epoch), self.replicated)
     self.state, self.meta, resumed = _restore_or_init(
         config, self.checkpointer, state, allow_config_change)
@@ -278,9 +284,24 @@ class Trainer:
     if jax.process_index() == 0:
       _write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
+    self.monitors = monitors.Monitors(config, self.meta.monitor, self._real_reference())
     self.resumed = resumed
     self.writer = None
     self._compile()
+
+  def _real_reference(self) -> np.ndarray | None:
+    """Returns the fixed real images, in [-1, 1], that the collapse monitor compares with."""
+    monitor = self.config.get("monitor")
+    if monitor is None or monitor.collapse_ratio <= 0:
+      return None
+    if not isinstance(self.source, source_lib.ImageSource):
+      logging.warning("The mode-collapse monitor is off: it needs an image source with read(), "
+                      "but the %s family's source is a %s.", self.config.model.family,
+                      type(self.source).__name__)
+      return None
+    indices = monitors.reference_indices(
+        self.source.num_images, monitor.collapse_num_real, self.config.seed)
+    return self.source.read(indices).astype(np.float32) / 127.5 - 1.0
 
   def _open_writer(self) -> None:
     """Opens the TensorBoard writer; progress.py logs the step metrics, so no log writer is added."""
@@ -305,19 +326,21 @@ class Trainer:
     self.collection = _make_collection(metric_names)
     collection = self.collection
 
-    def step_and_accumulate(state, batch, key, window, epoch_totals):
+    def step_and_accumulate(state, batch, key, window, epoch_totals, monitor_window):
       state, metrics = train_step(state, batch, key)
       update = collection.single_from_model_output(**metrics)
-      return state, window.merge(update), epoch_totals.merge(update)
+      return (state, window.merge(update), epoch_totals.merge(update),
+              monitor_window.merge(update))
 
     replicated = self.replicated
     batch_shardings = {name: parallel.batch_sharded(self.mesh) for name in batch_spec}
     batch_shardings.update({name: replicated for name in self.step_inputs})
     self.jitted_step = jax.jit(
         step_and_accumulate,
-        in_shardings=(replicated, batch_shardings, replicated, replicated, replicated),
-        out_shardings=(replicated, replicated, replicated),
-        donate_argnums=(0, 3, 4))
+        in_shardings=(replicated, batch_shardings, replicated, replicated, replicated,
+                      replicated),
+        out_shardings=(replicated, replicated, replicated, replicated),
+        donate_argnums=(0, 3, 4, 5))
     self.generate = jax.jit(self.family.generate, out_shardings=replicated)
     self.fixed_latents = jax.device_put(
         self.family.fixed_latents(config, math.prod(self.family.grid_shape(config))), replicated)
@@ -338,6 +361,11 @@ class Trainer:
       return meta
 
     self._open_writer()
+    if jax.process_index() == 0:
+      removed = monitors.drop_events_after(self.workdir, self.step)
+      if removed:
+        logging.info("Removed %d monitor event(s) after step %d from %s; the resumed run detects "
+                     "them again.", removed, self.step, monitors.EVENTS_FILE)
     logging.info("Training %s/%s from epoch %d of %d: %d steps per epoch, global batch %d, %d "
                  "device(s).", config.model.family, config.model.get("arch", "-"), meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
@@ -352,14 +380,14 @@ class Trainer:
         if meta.batch_in_epoch < self.steps_per_epoch:
           # Stopped inside the epoch: save the position reached and leave the epoch unfinished.
           self._check_finite(epoch_totals)
-          self._save("stop requested")
+          self._save("stop requested", ring_only=True)
           logging.info("Stopped at step %d, %d batch(es) into epoch %d; run the same command to "
                        "resume.", self.step, meta.batch_in_epoch, meta.epoch + 1)
           return meta
         saved = self._end_epoch(epoch_totals)
         if stop_request.requested:
           if not saved:
-            self._save("stop requested")
+            self._save("stop requested", ring_only=True)
           logging.info("Stopped after epoch %d (step %d); run the same command to resume.",
                        meta.epoch, self.step)
           return meta
@@ -387,6 +415,10 @@ class Trainer:
                    meta.batch_in_epoch, meta.epoch + 1)
     self.epoch_start = time.perf_counter()
     window, epoch_totals = self._empty_metrics(), self._empty_metrics()
+    # Step windows end at global steps divisible by monitor.window_steps. The partial window
+    # before a resume is not saved, so the first window after it is shorter and is skipped.
+    monitor_window = self._empty_metrics()
+    window_steps = config.monitor.window_steps if "monitor" in config else 0
     batches = self.family.epoch_batches(
         self.source, config, epoch=meta.epoch, start_batch=meta.batch_in_epoch,
         sharding=self.data_sharding)
@@ -396,8 +428,8 @@ class Trainer:
     for local_batch in batches:
       wait_time += time.perf_counter() - wait_start
       batch = {**parallel.global_batch(local_batch, self.mesh), **self.step_inputs}
-      self.state, window, epoch_totals = self.jitted_step(
-          self.state, batch, self.train_key, window, epoch_totals)
+      self.state, window, epoch_totals, monitor_window = self.jitted_step(
+          self.state, batch, self.train_key, window, epoch_totals, monitor_window)
       # Waiting for each step keeps at most one step in flight, so a stop request takes effect
       # after the current step and the step rate is measured, not the dispatch rate. tf.data
       # still prepares the next batches meanwhile.
@@ -408,6 +440,9 @@ class Trainer:
       if self.step % config.train.log_every_steps == 0:
         self._log_window(window, wait_time)
         window, wait_time = self._empty_metrics(), 0.0
+      if window_steps and self.step % window_steps == 0:
+        self._check_step_window(monitor_window, window_steps)
+        monitor_window = self._empty_metrics()
       if stop_request.requested and meta.batch_in_epoch < self.steps_per_epoch:
         break
       wait_start = time.perf_counter()
@@ -443,6 +478,8 @@ class Trainer:
     lr_scale = self.meta.lr_scale * self.config.train.rollback_lr_factor
     rollbacks = self.meta.rollbacks + 1
     self.state, restored = self.checkpointer.restore(step, self.state)
+    # The ring and pinned steps describe the checkpoints on disk, which the rollback keeps.
+    restored.ring_steps, restored.pinned_steps = self.meta.ring_steps, self.meta.pinned_steps
     # The run loop holds a reference to self.meta, so it is updated in place.
     for field in dataclasses.fields(restored):
       setattr(self.meta, field.name, getattr(restored, field.name))
@@ -458,6 +495,42 @@ class Trainer:
         "continuing with the learning rates multiplied by %g.",
         error_step, ", ".join(f"{k}={v}" for k, v in error.values.items()), rollbacks,
         self.config.train.max_rollbacks, step, self.meta.epoch, lr_scale)
+
+  def _check_step_window(self, monitor_window, window_steps: int) -> None:
+    """Tests the means of the step window that ends now for spikes."""
+    if _num_steps(monitor_window) != window_steps:
+      return
+    means = self._check_finite(monitor_window)
+    self._record_events(self.monitors.update_curves(
+        means, "steps", epoch=self.meta.epoch + 1, step=self.step))
+
+  def _record_events(self, events: list[monitors.Event]) -> None:
+    """Pins the ring for `events`, then logs them and writes them to TensorBoard and events.jsonl."""
+    if not events:
+      return
+    pinned = self._pin_ring()
+    for event in events:
+      event.pinned_steps = pinned
+      logging.warning("Monitor event: %s. Pinned checkpoint steps: %s.", event.describe(),
+                      pinned or "none")
+      if event.kind == "spike":
+        prefix = "spike_magnitude" if event.scale == "epoch" else "step_spike_magnitude"
+        self.writer.write_scalars(event.step, {f"monitor/{prefix}/{event.curve}": event.magnitude})
+    self.writer.write_texts(self.step, {"monitor/events": "\n\n".join(
+        event.describe() for event in events)})
+    if jax.process_index() == 0:
+      monitors.append_events(self.workdir, events)
+
+  def _pin_ring(self) -> list[int]:
+    """Pins the checkpoints now in the ring (the newest one without a ring); returns their steps.
+
+    Every process calls this with the same checkpoint list, so the pins agree. They reach the
+    disk with the next checkpoint's Meta.
+    """
+    steps = self.checkpointer.all_steps()
+    ring = sorted(steps)[-max(self.config.train.ring_epochs, 1):] if steps else []
+    self.meta.pinned_steps = sorted(set(self.meta.pinned_steps) | set(ring))
+    return ring
 
   def _log_window(self, window, wait_time: float) -> None:
     means = self._check_finite(window)
@@ -500,22 +573,38 @@ class Trainer:
     self.display.end_epoch(meta.epoch, epoch_means, meta.wall_times[-1])
     meta.epoch += 1
     meta.batch_in_epoch = 0
+    events = self.monitors.update_curves(epoch_means, "epoch", epoch=meta.epoch, step=self.step)
 
     last = meta.epoch == self.num_epochs
     if meta.epoch % config.train.sample_every_epochs == 0 or last:
       images = np.asarray(jax.device_get(self.generate(self.state, self.fixed_latents)))
       self.outputs.write_samples(meta.epoch, self.step, images)
+      ratio, collapse_events = self.monitors.update_samples(images, meta.epoch, self.step)
+      if ratio is not None:
+        self.writer.write_scalars(self.step, {"monitor/diversity_ratio": ratio})
+      events += collapse_events
+    self._record_events(events)
     self.outputs.write_curves(meta.history)
-    saved = meta.epoch % config.train.checkpoint_every_epochs == 0 or last
+    regular = meta.epoch % config.train.checkpoint_every_epochs == 0 or last
+    saved = regular or config.train.ring_epochs > 0
     if saved:
-      self._save(f"end of epoch {meta.epoch}")
+      self._save(f"end of epoch {meta.epoch}", ring_only=not regular)
     self.outputs.write_summary(meta, self.num_epochs, self.step)
     periodic.after_epoch(self)
     self.writer.flush()
     return saved
 
-  def _save(self, reason: str) -> None:
-    self.checkpointer.save(self.step, self.state, self.meta)
+  def _save(self, reason: str, ring_only: bool) -> None:
+    """Saves a checkpoint; a `ring_only` one is deleted once it leaves the ring, unless pinned."""
+    meta = self.meta
+    meta.monitor = self.monitors.state()
+    # Steps that retention has deleted are dropped from the lists, so the Meta stays small.
+    on_disk = set(self.checkpointer.all_steps()) | {self.step}
+    if ring_only and self.step not in meta.ring_steps:
+      meta.ring_steps.append(self.step)
+    meta.ring_steps = [step for step in meta.ring_steps if step in on_disk]
+    meta.pinned_steps = [step for step in meta.pinned_steps if step in on_disk]
+    self.checkpointer.save(self.step, self.state, meta)
     logging.info("Checkpoint at step %d (%s).", self.step, reason)
 
   def close(self) -> None:

@@ -124,7 +124,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.sample_every_epochs = 1
   # Save a checkpoint every this many epochs; the last epoch is always saved.
   config.train.checkpoint_every_epochs = 5
-  # Number of most recent checkpoints kept on disk.
+  # Number of most recent checkpoints from checkpoint_every_epochs (and the last epoch) kept on
+  # disk. The ring below and pinned checkpoints come on top of these.
   config.train.keep_checkpoints = 3
   # What a NaN or infinite loss, score, gradient norm or weight does: "stop" ends the run with an
   # error, and "rollback" restores the newest checkpoint, multiplies both learning rates by
@@ -133,6 +134,34 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.on_nonfinite = "stop"
   config.train.rollback_lr_factor = 0.5
   config.train.max_rollbacks = 3
+  # Ring of recent checkpoints: with ring_epochs > 0 a checkpoint is saved after every epoch and
+  # the newest ring_epochs checkpoints are kept, so a loss spike can be replayed from just before
+  # it. When a monitor event fires, the checkpoints then in the ring are pinned and never deleted.
+  # 0 = no ring: save only every checkpoint_every_epochs; an event then pins the newest checkpoint.
+  # Each ring slot costs one checkpoint on disk (parameters and both optimizer states).
+  config.train.ring_epochs = 3
+
+  # Monitors of the training curves; events go to TensorBoard, the log and workdir/events.jsonl.
+  config.monitor = ml_collections.ConfigDict()
+  # A spike is a value more than spike_threshold robust standard deviations (1.4826 x MAD) away
+  # from the median of the previous spike_window values of its curve (d_loss, g_loss, d_real,
+  # d_fake). It is tested on per-epoch means and on means over window_steps steps.
+  config.monitor.spike_threshold = 6.0
+  # Number of previous values (epochs, or step windows) that the median and MAD are taken over.
+  config.monitor.spike_window = 30
+  # No spike is flagged before a curve has this many previous values (at most spike_window).
+  config.monitor.spike_min_history = 10
+  # Lower bound of the robust standard deviation, as a fraction of |median|, so that a curve that
+  # stayed constant (MAD 0) does not flag its first small change.
+  config.monitor.spike_mad_floor = 0.01
+  # Length of the step windows in steps, counted in global steps (0 = only per-epoch means).
+  config.monitor.window_steps = 50
+  # Mode-collapse event when the sample grid's diversity (mean pairwise distance) falls below this
+  # fraction of the same measure on collapse_num_real fixed real images (0 = off), after the
+  # previous grid was at or above it. It is tested whenever a sample grid is written.
+  config.monitor.collapse_ratio = 0.25
+  # Number of real training images (fixed by the seed, never augmented) in that reference.
+  config.monitor.collapse_num_real = 25
 
   # Evaluation during training (jaxgan/evaluation/periodic.py); python -m jaxgan.evaluate
   # evaluates saved checkpoints afterwards.
