@@ -26,13 +26,15 @@ class Meta:
     config: the run's config as a JSON-compatible dict.
     history: per-epoch metric means, lists indexed by epoch, for the curves.
     wall_times: seconds spent in each finished epoch.
+    lr_scale: factor on both learning rates, lowered by each rollback after a non-finite loss.
+    rollbacks: number of rollbacks so far (see train.on_nonfinite).
     monitor: state of the spike and collapse monitors (`jaxgan.monitors.Monitors.state`).
     ring_steps: steps of checkpoints saved only for the ring of recent epochs. Retention deletes
       them once ring_epochs newer checkpoints exist, unless they are pinned. The other
       checkpoints count towards keep_checkpoints.
     pinned_steps: steps of checkpoints that a monitor event pinned; retention never deletes them.
 
-  The last three fields have defaults so that checkpoints written before they existed restore.
+  The last five fields have defaults so that checkpoints written before they existed restore.
   """
 
   epoch: int
@@ -41,6 +43,8 @@ class Meta:
   config: dict[str, Any]
   history: dict[str, list[float]]
   wall_times: list[float]
+  lr_scale: float = 1.0
+  rollbacks: int = 0
   monitor: dict[str, Any] = dataclasses.field(default_factory=dict)
   ring_steps: list[int] = dataclasses.field(default_factory=list)
   pinned_steps: list[int] = dataclasses.field(default_factory=list)
@@ -77,7 +81,9 @@ class Checkpointer:
 
   `keep` and `ring` are the policy's limits; with the defaults every save counts towards `keep`
   and the newest `keep` checkpoints stay. A `read_only` checkpointer never creates, saves or
-  deletes anything, so it can read the workdir of a run that is still training.
+  deletes anything, so it can read the workdir of a run that is still training. A writable one
+  deletes the temporary folders of unfinished saves when it opens, so code that reads another
+  run's checkpoints while that run may be saving must pass read_only=True.
   """
 
   def __init__(self, workdir: str | os.PathLike, keep: int, ring: int = 0,
@@ -90,7 +96,9 @@ class Checkpointer:
           read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False)
     else:
       options = ocp.CheckpointManagerOptions(
-          preservation_policy=self.retention, create=True, enable_async_checkpointing=False)
+          preservation_policy=self.retention, create=True, enable_async_checkpointing=False,
+          # Removes the temporary folders of saves that a kill or a full disk interrupted.
+          cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:

@@ -126,6 +126,10 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
   for key in ("train.log_every_steps", "train.sample_every_epochs",
               "train.checkpoint_every_epochs", "train.keep_checkpoints"):
     check_number(config, key, low=1, integer=True)
+  check_choice(config, "train.on_nonfinite", ("stop", "rollback"))
+  check_number(config, "train.rollback_lr_factor", low=0, high=1, low_inclusive=False,
+               high_inclusive=False)
+  check_number(config, "train.max_rollbacks", low=0, integer=True)
   check_number(config, "train.ring_epochs", low=0, integer=True)
   # Families without a monitor section (their base config has none) train without monitors.
   if "monitor" in config:

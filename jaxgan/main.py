@@ -1,8 +1,9 @@
 """Command-line entry point: python -m jaxgan.main --config configs/w7_128.py --workdir runs/x.
 
 Starting in a workdir that contains a checkpoint resumes that run. Exit status: 0 when the run
-finished or stopped cleanly (SIGTERM, Ctrl+C), 2 for an invalid config, data or workdir, 1 for
-anything unexpected.
+finished or stopped cleanly (SIGTERM, Ctrl+C), 2 for an invalid config, data or workdir (also a
+workdir that another process trains in, a full disk and a diverged run), 1 for anything
+unexpected.
 """
 
 import os

@@ -1,5 +1,6 @@
 """Progress reports: steps/s and ETA as log lines, or one redrawn line on a terminal."""
 
+import math
 import sys
 import time
 
@@ -8,7 +9,9 @@ from absl import logging
 
 
 def format_duration(seconds: float) -> str:
-  """Formats seconds as H:MM:SS."""
+  """Formats seconds as H:MM:SS, or "unknown" for NaN and infinity (no steps timed yet)."""
+  if not math.isfinite(seconds):
+    return "unknown"
   seconds = max(int(seconds), 0)
   return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 

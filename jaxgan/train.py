@@ -13,8 +13,10 @@ Workdir layout (only process 0 writes files other than checkpoints):
                           per-epoch means of every metric ("history")
   config.json             the config of the latest start
   events.out.tfevents.*   TensorBoard scalars (step metrics and epoch means) and sample grids
+  jaxgan.lock             the PID of the process that trains in the workdir (see workdir_lock)
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -24,6 +26,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -33,11 +36,13 @@ from jax.experimental import multihost_utils
 
 from jaxgan import checkpoint
 from jaxgan import config_lib
+from jaxgan import disk_errors
 from jaxgan import families
 from jaxgan import monitors
 from jaxgan import parallel
 from jaxgan import plots
 from jaxgan import progress
+from jaxgan import workdir_lock
 from jaxgan.data import pipeline
 from jaxgan.data import source as source_lib
 from jaxgan.evaluation import periodic
@@ -49,7 +54,7 @@ _TRAIN_KEY_STREAM = 1
 # Config keys that cannot change when a run resumes. Shape keys change the arrays in the
 # checkpoint, so no flag can override them. The others change the meaning of the saved data
 # position or random streams, which --allow_config_change accepts.
-SHAPE_KEYS = ("model", "data.image_size")
+SHAPE_KEYS = ("model", "data.image_size", "optim.optimizer")
 # The data_b and min_age/max_images keys select the images of two-domain families (CycleGAN).
 STRUCTURAL_KEYS = SHAPE_KEYS + (
     "data.batch_size", "data.source", "data.min_age", "data.max_images", "data_b.source",
@@ -60,7 +65,15 @@ SHAPE_NEUTRAL_KEYS = ("model.dtype",)
 
 
 class TrainingDivergedError(JaxganError):
-  """A loss or metric became NaN or infinite."""
+  """A metric mean or a value of the train state became NaN or infinite.
+
+  Attributes:
+    values: the non-finite metric means by name, or {"train_state": nan} for the train state.
+  """
+
+  def __init__(self, message: str, values: dict[str, float] | None = None):
+    super().__init__(message)
+    self.values = values or {}
 
 
 class StopRequest:
@@ -144,6 +157,14 @@ def _all_finite(values: dict[str, float]) -> bool:
   return all(np.isfinite(v) for v in values.values())
 
 
+@jax.jit
+def _tree_is_finite(tree) -> jax.Array:
+  """Returns a boolean scalar: True if no floating-point leaf of `tree` contains a NaN or infinity."""
+  checks = [jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)
+            if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return jnp.stack(checks).all() if checks else jnp.bool_(True)
+
+
 class _Outputs:
   """Files that process 0 writes: sample grids, curves, summary."""
 
@@ -192,6 +213,12 @@ def _write_json(path: str, value: Any) -> None:
   os.replace(temporary, path)
 
 
+def _shorten(text: str, max_chars: int = 400) -> str:
+  """Joins the lines of `text` and cuts it to `max_chars`, for errors that print whole trees."""
+  text = " ".join(text.split())
+  return text if len(text) <= max_chars else text[:max_chars] + " ..."
+
+
 def _restore_or_init(config, checkpointer, state, allow_config_change):
   """Returns (state, meta, resumed), restoring the newest checkpoint when there is one."""
   fresh_key = jax.random.fold_in(jax.random.key(config.seed), _TRAIN_KEY_STREAM)
@@ -209,8 +236,8 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
   if shape_differences:
     raise ConfigError(
         f"The workdir contains a checkpoint (step {latest}) of a run with different array shapes: "
-        f"{'; '.join(shape_differences)}. A checkpoint cannot be resumed with another model or "
-        "image size: use another --workdir or restore those values.")
+        f"{'; '.join(shape_differences)}. A checkpoint cannot be resumed with another model, "
+        "image size or optimizer: use another --workdir or restore those values.")
   differences = structural_differences(saved_meta_config, config)
   if differences and not allow_config_change:
     raise ConfigError(
@@ -224,27 +251,37 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
   except ValueError as error:
     raise ConfigError(
         f"Could not restore the checkpoint {checkpointer.directory}/{latest} into the current "
-        f"model: {error}. Use another --workdir for a different model.") from error
+        f"model: {_shorten(str(error))}. Use another --workdir for a different model, or "
+        "restore the config values of the saved run (its config.json).") from error
   meta.config = config.to_dict()
   logging.info("Resuming from checkpoint %s/%d: %d epoch(s) done, %d batch(es) into the next.",
                checkpointer.directory, latest, meta.epoch, meta.batch_in_epoch)
   return state, meta, True
 
 
-def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False
-) -> checkpoint.Meta:
-  """Trains (or resumes) the run in `workdir` until config.train.num_epochs; returns its Meta."""
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for an invalid value, before any data is read or any array allocated."""
   family = families.get(config.model.family)
   config_lib.validate_common(config)
   family.validate(config)
   parallel.check_batch_size(config.data.batch_size)
 
-  trainer = Trainer(config, os.path.abspath(workdir), family, allow_config_change)
-  try:
-    return trainer.run()
-  finally:
-    trainer.close()
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False
+) -> checkpoint.Meta:
+  """Trains (or resumes) the run in `workdir` until config.train.num_epochs; returns its Meta."""
+  validate_config(config)
+  family = families.get(config.model.family)
+
+  workdir = os.path.abspath(workdir)
+  lock = workdir_lock.WorkdirLock(workdir, enabled=jax.process_index() == 0)
+  with lock, disk_errors.full_disk_as_error(workdir):
+    trainer = Trainer(config, workdir, family, allow_config_change)
+    try:
+      return trainer.run()
+    finally:
+      trainer.close()
 
 
 class Trainer:
@@ -312,7 +349,7 @@ class Trainer:
     """Jits the train step with explicit shardings, accumulating metrics in CLU collections."""
     config = self.config
     train_step = self.family.make_train_step(config, self.steps_per_epoch)
-    self.step_inputs = jax.device_put(self.family.step_inputs(config), self.replicated)
+    self.step_inputs = self._make_step_inputs()
     batch_spec = self.family.batch_spec(config, self.source)
     example_batch = {**batch_spec, **self.step_inputs}
     metric_names = sorted(
@@ -339,6 +376,11 @@ class Trainer:
     self.fixed_latents = jax.device_put(
         self.family.fixed_latents(config, math.prod(self.family.grid_shape(config))), replicated)
 
+  def _make_step_inputs(self) -> dict[str, jax.Array]:
+    """Returns the family's step inputs plus "lr_scale", which a rollback lowers."""
+    inputs = {**self.family.step_inputs(self.config), "lr_scale": np.float32(self.meta.lr_scale)}
+    return jax.device_put(inputs, self.replicated)
+
   def _empty_metrics(self):
     return jax.device_put(self.collection.empty(), self.replicated)
 
@@ -359,14 +401,13 @@ class Trainer:
                  "device(s).", config.model.family, config.model.get("arch", "-"), meta.epoch + 1,
                  self.num_epochs, self.steps_per_epoch, config.data.batch_size,
                  jax.device_count())
-    self.display = progress.Progress(
-        total_steps=self.num_epochs * self.steps_per_epoch,
-        steps_per_epoch=self.steps_per_epoch, start_step=self.step,
-        metrics=self.family.progress_metrics)
+    self._start_progress()
 
     with StopRequest() as stop_request:
       while meta.epoch < self.num_epochs:
-        epoch_totals = self._run_epoch(stop_request)
+        epoch_totals = self._run_epoch_or_roll_back(stop_request)
+        if epoch_totals is None:
+          continue
         if meta.batch_in_epoch < self.steps_per_epoch:
           # Stopped inside the epoch: save the position reached and leave the epoch unfinished.
           self._check_finite(epoch_totals)
@@ -384,6 +425,12 @@ class Trainer:
 
     logging.info("Finished %d epochs (%d steps) in %s.", self.num_epochs, self.step, self.workdir)
     return meta
+
+  def _start_progress(self) -> None:
+    self.display = progress.Progress(
+        total_steps=self.num_epochs * self.steps_per_epoch,
+        steps_per_epoch=self.steps_per_epoch, start_step=self.step,
+        metrics=self.family.progress_metrics)
 
   def _run_epoch(self, stop_request: StopRequest):
     """Runs the remaining batches of the current epoch, or until a stop is requested.
@@ -435,6 +482,54 @@ class Trainer:
       wait_start = time.perf_counter()
     return epoch_totals
 
+  def _run_epoch_or_roll_back(self, stop_request: StopRequest):
+    """Runs `_run_epoch` and checks its means; returns None after a rollback.
+
+    TrainingDivergedError propagates when train.on_nonfinite is "stop", when the run has used
+    train.max_rollbacks rollbacks, or when no checkpoint exists yet.
+    """
+    try:
+      epoch_totals = self._run_epoch(stop_request)
+      self._check_finite(epoch_totals)
+      self._check_state_finite()
+      return epoch_totals
+    except TrainingDivergedError as error:
+      train_config = self.config.train
+      latest = self.checkpointer.latest_step()
+      if train_config.on_nonfinite != "rollback" or latest is None:
+        raise
+      if self.meta.rollbacks >= train_config.max_rollbacks:
+        raise TrainingDivergedError(
+            f"{error} The run had already rolled back {self.meta.rollbacks} time(s), the "
+            f"maximum (train.max_rollbacks), and its learning rates were scaled by "
+            f"{self.meta.lr_scale:g}.", error.values) from error
+      self._roll_back(latest, error)
+      return None
+
+  def _roll_back(self, step: int, error: TrainingDivergedError) -> None:
+    """Restores the checkpoint of `step` and lowers the learning-rate scale."""
+    error_step = self.step
+    lr_scale = self.meta.lr_scale * self.config.train.rollback_lr_factor
+    rollbacks = self.meta.rollbacks + 1
+    self.state, restored = self.checkpointer.restore(step, self.state)
+    # The ring and pinned steps describe the checkpoints on disk, which the rollback keeps.
+    restored.ring_steps, restored.pinned_steps = self.meta.ring_steps, self.meta.pinned_steps
+    # The run loop holds a reference to self.meta, so it is updated in place.
+    for field in dataclasses.fields(restored):
+      setattr(self.meta, field.name, getattr(restored, field.name))
+    self.meta.config = self.config.to_dict()
+    self.meta.lr_scale = lr_scale
+    self.meta.rollbacks = rollbacks
+    self.step = int(self.state.step)
+    self.step_inputs = self._make_step_inputs()
+    self._start_progress()
+    logging.warning(
+        "Non-finite metric means before step %d: %s. Rollback %d of at most %d "
+        "(train.max_rollbacks): restored the checkpoint at step %d (%d epoch(s) done) and "
+        "continuing with the learning rates multiplied by %g.",
+        error_step, ", ".join(f"{k}={v}" for k, v in error.values.items()), rollbacks,
+        self.config.train.max_rollbacks, step, self.meta.epoch, lr_scale)
+
   def _check_step_window(self, monitor_window, window_steps: int) -> None:
     """Tests the means of the step window that ends now for spikes."""
     if _num_steps(monitor_window) != window_steps:
@@ -483,8 +578,21 @@ class Trainer:
       return {}
     means = {k: float(v) for k, v in metrics.compute().items()}
     if not _all_finite(means):
-      raise TrainingDivergedError(_diverged_message(means, self.step, self.checkpointer))
+      raise TrainingDivergedError(
+          _diverged_message(means, self.step, self.checkpointer),
+          {k: v for k, v in means.items() if not np.isfinite(v)})
     return means
+
+  def _check_state_finite(self) -> None:
+    """Raises TrainingDivergedError if the train state contains a NaN or infinity.
+
+    The metrics of a step come from its forward pass, before its update, so the last update of
+    an epoch can make weights non-finite while every metric is finite. Each save follows this
+    check with no step in between.
+    """
+    if not bool(_tree_is_finite(self.state)):
+      values = {"train_state": float("nan")}
+      raise TrainingDivergedError(_diverged_message(values, self.step, self.checkpointer), values)
 
   def _end_epoch(self, epoch_totals) -> bool:
     """Records the finished epoch, writes samples, curves and summary; returns True if it saved."""
@@ -548,5 +656,6 @@ def _diverged_message(means: dict[str, float], step: int, checkpointer) -> str:
            "plots/losses.png."
            if latest is not None else "No checkpoint had been saved yet.")
   return (f"Training diverged before step {step}: {bad}. Nothing non-finite was saved. {where} "
-          "Start again in a new --workdir with lower learning rates (optim.lr_g, optim.lr_d) or "
-          "with optim.clip_grad_norm set.")
+          "Resume with lower learning rates (optim.lr_g, optim.lr_d) or with "
+          "--config.train.on_nonfinite=rollback, or start again in a new --workdir with "
+          "optim.clip_grad_norm set.")

@@ -132,6 +132,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Number of most recent checkpoints from checkpoint_every_epochs (and the last epoch) kept on
   # disk. The ring below and pinned checkpoints come on top of these.
   config.train.keep_checkpoints = 3
+  # What a NaN or infinite loss, score, gradient norm or weight does: "stop" ends the run with an
+  # error, and "rollback" restores the newest checkpoint, multiplies both learning rates by
+  # rollback_lr_factor and continues, at most max_rollbacks times per run. Neither writes
+  # non-finite values into a checkpoint. A divergence before the first checkpoint always stops.
+  config.train.on_nonfinite = "stop"
+  config.train.rollback_lr_factor = 0.5
+  config.train.max_rollbacks = 3
   # Ring of recent checkpoints: with ring_epochs > 0 a checkpoint is saved after every epoch and
   # the newest ring_epochs checkpoints are kept, so a loss spike can be replayed from just before
   # it. When a monitor event fires, the checkpoints then in the ring are pinned and never deleted.

@@ -4,6 +4,7 @@ import concurrent.futures
 import os
 import re
 import struct
+import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Sequence, TypeVar
 
@@ -35,6 +36,11 @@ _DECODE_ERRORS = (
     Image.DecompressionBombError,
     Image.DecompressionBombWarning,
 )
+
+# Pillow warns, at Image.open, about images between its pixel limit and twice that limit, and
+# `_check_pixel_count` then rejects them. Turning the warning into an error makes such a file
+# count as unreadable without a warning in the log. The filter is process-wide.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -190,7 +196,9 @@ def verify_image(path: str | os.PathLike) -> None:
   """Checks an image file without decoding its pixels, which is much faster than `read_image`.
 
   Pillow's `verify` checks the PNG chunk checksums and catches truncated PNG files. It checks
-  little in a JPEG file, so a broken JPEG can pass here and fail later in `read_image`.
+  little in a JPEG file, so JPEG files are decoded instead, at 1/8 scale (JPEG's DCT scaling),
+  which reads the whole compressed stream and catches truncated files. A file that is corrupt
+  in ways that only a full decode notices can still fail later in `read_image`.
 
   Raises:
     UnreadableImageError: naming the path and the reason.
@@ -200,7 +208,11 @@ def verify_image(path: str | os.PathLike) -> None:
       raise UnreadableImageError(path, "empty file (0 bytes)")
     with Image.open(path) as image:
       _check_pixel_count(image)
-      image.verify()
+      if image.format == "JPEG":
+        image.draft("RGB", (1, 1))
+        image.load()
+      else:
+        image.verify()
   except _DECODE_ERRORS as error:
     raise UnreadableImageError(path, _describe_error(error)) from error
 
@@ -344,13 +356,21 @@ def read_images(
   return images[:len(kept)], kept, skipped
 
 
+def printable_name(path: str | os.PathLike) -> str:
+  """Returns the file name of `path` with bytes that are not UTF-8 written as escapes (\\xff).
+
+  Python decodes such bytes in file names to lone surrogates, which a UTF-8 log file rejects.
+  """
+  return os.fsencode(Path(path).name).decode("utf-8", "backslashreplace")
+
+
 def log_skipped_files(skipped: Sequence[tuple[str | os.PathLike, str]], num_files: int,
                       location: str | os.PathLike) -> None:
   """Logs one warning that counts the unreadable files and names the first few with reasons."""
   if not skipped:
     return
   first_skipped = skipped[:_MAX_NAMED_SKIPPED]
-  named = ", ".join(f"{Path(path).name} ({reason})" for path, reason in first_skipped)
+  named = ", ".join(f"{printable_name(path)} ({reason})" for path, reason in first_skipped)
   more = len(skipped) - _MAX_NAMED_SKIPPED
   suffix = f", and {more} more" if more > 0 else ""
   logging.warning("Skipped %d of %d image files in %s that could not be read: %s%s",

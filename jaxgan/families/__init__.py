@@ -49,7 +49,9 @@ class Family(abc.ABC):
     """Returns scalar arrays that the trainer adds to every batch, replicated on every device.
 
     They carry config values into the jitted step as inputs, not as constants, so the step
-    compiles once whatever their values. The default implementation returns an empty dict.
+    compiles once whatever their values. The default implementation returns an empty dict. The
+    trainer adds "lr_scale", a float32 factor that the step must apply to every optimizer update
+    (1 unless a rollback after a non-finite loss lowered it).
     """
     del config
     return {}

@@ -124,9 +124,12 @@ def train_step(
 
   Args:
     state: the train state.
-    batch: {"image": float32 [B, s, s, 3] in [-1, 1], "g_threshold": float32 scalar}. The
-      trainer adds "g_threshold" from `DCGANFamily.step_inputs`. Without it the step uses
-      config.loss.g_threshold as a constant, which compiles the step once per value.
+    batch: {"image": float32 [B, s, s, 3] in [-1, 1], "g_threshold": float32 scalar,
+      "lr_scale": float32 scalar}. The trainer adds "g_threshold" from
+      `DCGANFamily.step_inputs`. Without it the step uses config.loss.g_threshold as a constant,
+      which compiles the step once per value. The trainer also adds "lr_scale" (1 unless a
+      rollback lowered it); both optimizer updates are multiplied by it, which for Adam and SGD
+      equals multiplying the learning rates. Without it the scale is 1.
     key: the run's training key; the step number is folded in here, so the randomness of a step
       depends only on the key and `state.step`.
 
@@ -141,6 +144,7 @@ def train_step(
       batch["image"], jax.random.fold_in(step_key, _AUGMENT_STREAM),
       random_flip=config.data.random_flip, noise_max=config.loss.real_noise_max)
   g_threshold = batch.get("g_threshold", jnp.float32(config.loss.g_threshold))
+  lr_scale = batch.get("lr_scale", jnp.float32(1.0))
   z = sample_latents(
       z_key, real.shape[0], config.model.latent_dim, config.model.latent_distribution)
   real_target = jax.random.uniform(
@@ -164,6 +168,7 @@ def train_step(
   (d_loss, (d_stats, real_logits, fake_logits)), d_grads = jax.value_and_grad(
       d_loss_fn, has_aux=True)(state.d_params)
   d_updates, d_opt_state = tx_d.update(d_grads, state.d_opt_state, state.d_params)
+  d_updates = optax.tree.scale(lr_scale, d_updates)
   d_params = optax.apply_updates(state.d_params, d_updates)
 
   def g_loss_fn(fakes):
@@ -174,6 +179,7 @@ def train_step(
       g_loss_fn, has_aux=True)(fakes)
   (g_grads,) = generator_vjp(fake_grads)
   g_updates, g_opt_state = tx_g.update(g_grads, state.g_opt_state, state.g_params)
+  g_updates = optax.tree.scale(lr_scale, g_updates)
   g_params = optax.apply_updates(state.g_params, g_updates)
 
   new_state = state.replace(
@@ -188,8 +194,8 @@ def train_step(
       "real_target": real_target,
       "g_grad_norm": optax.tree.norm(g_grads),
       "d_grad_norm": optax.tree.norm(d_grads),
-      "lr_g": jnp.asarray(schedule_g(state.step), jnp.float32),
-      "lr_d": jnp.asarray(schedule_d(state.step), jnp.float32),
+      "lr_g": jnp.asarray(schedule_g(state.step) * lr_scale, jnp.float32),
+      "lr_d": jnp.asarray(schedule_d(state.step) * lr_scale, jnp.float32),
   }
   return new_state, metrics
 

@@ -68,8 +68,13 @@ def train_step(
     power_iterations: int,
     preprocess_steps: tuple[str, ...],
 ) -> tuple[SDPCState, dict[str, jax.Array]]:
-  """Infers the codes of batch["image"] [B, s, s, 3], then updates and renormalises each layer."""
+  """Infers the codes of batch["image"] [B, s, s, 3], then updates and renormalises each layer.
+
+  Each SGD update is multiplied by batch["lr_scale"] (1 when absent), which the trainer lowers
+  after a rollback.
+  """
   images = preprocess.apply(batch["image"], preprocess_steps)
+  lr_scale = batch.get("lr_scale", jnp.float32(1.0))
   power_key = jax.random.fold_in(jax.random.fold_in(key, state.step), _POWER_STREAM)
   etas = inference.step_sizes(
       state.dictionaries, layers, settings.k_fb, power_iterations, power_key)
@@ -86,6 +91,7 @@ def train_step(
   for atoms, gradient, optimizer, opt_state in zip(
       state.dictionaries, gradients, optimizers, state.opt_states):
     updates, opt_state = optimizer.update(gradient, opt_state, atoms)
+    updates = optax.tree.scale(lr_scale, updates)
     new_dictionaries.append(dictionary_lib.normalize_atoms(optax.apply_updates(atoms, updates)))
     new_opt_states.append(opt_state)
 

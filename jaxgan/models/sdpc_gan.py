@@ -77,7 +77,7 @@ def load_pretrained(workdir: str, image_size: int) -> PretrainedSDPC:
         f"{sdpc_config.data.image_size}x{sdpc_config.data.image_size}, but data.image_size is "
         f"{image_size}. Use an SDPC run at the same size.")
 
-  checkpointer = checkpoint.Checkpointer(workdir, keep=1000)
+  checkpointer = checkpoint.Checkpointer(workdir, keep=1000, read_only=True)
   try:
     step = checkpointer.latest_step()
     if step is None:
