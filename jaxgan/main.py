@@ -7,6 +7,7 @@ unexpected.
 """
 
 import os
+import re
 import sys
 
 from absl import app
@@ -112,6 +113,15 @@ def parse_flags(argv: list[str]) -> list[str]:
       message = (f"Unknown config key in {override}" + (f" ({hint})" if hint else "") +
                  ". Every key of the DCGAN family is listed, with a comment, in "
                  "jaxgan/base_configs/dcgan.py.")
+    elif isinstance(error, flags.Error) and "Error whilst parsing config file:" in message:
+      # ml_collections wraps an exception raised by get_config(), such as an unknown preset.
+      detail = message.split("Error whilst parsing config file:", 1)[1].strip()
+      detail = re.sub(r"^[A-Za-z]+Error: ", "", detail)
+      message = f"Could not load the config file {config_argument}: {detail}"
+    elif isinstance(error, flags.Error) and message.startswith("flag --config."):
+      separator = " " if message.endswith((".", "?", "!")) else ". "
+      message += (f"{separator}Pass a value of the same type as the key's default; the DCGAN "
+                  "keys and their defaults are in jaxgan/base_configs/dcgan.py.")
     elif isinstance(error, flags.Error):
       separator = " " if message.endswith((".", "?", "!")) else ". "
       message += f"{separator}Run with --helpfull for the list of flags."

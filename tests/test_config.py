@@ -291,6 +291,22 @@ def test_main_unknown_preset_exits_2(tmp_path):
   assert result.returncode == 2
   assert "Traceback" not in result.stderr
   assert "'nope'" in result.stderr
+  assert _error_lines(result.stderr) == [
+      "Error: Could not load the config file configs/default.py:nope: unknown preset 'nope' for "
+      "configs/default.py; use 'tiny' or '64'"]
+
+
+def test_main_wrong_type_override_names_the_fix(tmp_path):
+  result = _run_main(
+      "--config", "configs/default.py:tiny", "--workdir", str(tmp_path / "run"),
+      "--config.train.num_epochs=abc")
+
+  assert result.returncode == 2
+  assert "Traceback" not in result.stderr
+  assert len(_error_lines(result.stderr)) == 1
+  assert "num_epochs=abc" in _error_lines(result.stderr)[0]
+  assert "jaxgan/base_configs/dcgan.py" in _error_lines(result.stderr)[0]
+  assert "--helpfull" not in result.stderr
 
 
 @pytest.mark.parametrize("flags, expected", [
