@@ -346,13 +346,18 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the CLI; returns the exit status (2 with one error line for bad input)."""
   args = _parse_args(sys.argv[1:] if argv is None else argv)
-  # Orbax logs every checkpoint it opens, and warns that a read-only one is read-only.
+  # Orbax logs every checkpoint it opens, and warns that a read-only one is read-only. The
+  # previous verbosity comes back afterwards, for callers that run main() in their own process.
+  absl_logger = logging.get_absl_logger()
+  previous_level = absl_logger.level
   logging.set_verbosity(logging.ERROR)
   try:
     report = analyze(args.workdir, args.out, args.gif, args.window, args.threshold)
   except JaxganError as error:
     sys.stderr.write(f"Error: {error}\n")
     return 2
+  finally:
+    absl_logger.setLevel(previous_level)
   print(report)
   return 0
 

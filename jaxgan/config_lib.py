@@ -131,8 +131,9 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
                high_inclusive=False)
   check_number(config, "train.max_rollbacks", low=0, integer=True)
   check_number(config, "train.ring_epochs", low=0, integer=True)
-  # Families without a monitor section (their base config has none) train without monitors.
-  if "monitor" in config:
+  # Families without the spike monitor keys (SDPC has no monitor section, CycleGAN its own)
+  # train without the spike and collapse monitors.
+  if "monitor" in config and "spike_threshold" in config.monitor:
     validate_monitor(config)
 
   if "lr_g" in config.optim:

@@ -112,6 +112,15 @@ def find_spikes(values: Sequence[float], window: int, min_history: int, threshol
   return spikes
 
 
+def enabled(config: ml_collections.ConfigDict) -> bool:
+  """Returns True when the config has the spike and collapse monitor keys (monitor.spike_*).
+
+  Families without them (SDPC), or with a monitor section of their own (CycleGAN), run no
+  spike or collapse monitor.
+  """
+  return "monitor" in config and "spike_threshold" in config.monitor
+
+
 def detector_from_config(config: ml_collections.ConfigDict,
                          history: Iterable[float] = ()) -> SpikeDetector:
   monitor = config.monitor
@@ -233,13 +242,13 @@ class Monitors:
                real_images: np.ndarray | None):
     saved_epoch = state.get("epoch", {})
     saved_steps = state.get("steps", {})
-    curves = SPIKE_CURVES if "monitor" in config else ()
+    curves = SPIKE_CURVES if enabled(config) else ()
     self.epoch_detectors = {
         curve: detector_from_config(config, saved_epoch.get(curve, ())) for curve in curves}
     self.step_detectors = {
         curve: detector_from_config(config, saved_steps.get(curve, ())) for curve in curves}
     self.collapse = None
-    if "monitor" not in config:
+    if not enabled(config):
       return
     if real_images is not None and config.monitor.collapse_ratio > 0:
       self.collapse = CollapseMonitor(real_images, config.monitor.collapse_ratio,

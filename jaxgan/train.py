@@ -449,7 +449,7 @@ class Trainer:
     # Step windows end at global steps divisible by monitor.window_steps. The partial window
     # before a resume is not saved, so the first window after it is shorter and is skipped.
     monitor_window = self._empty_metrics()
-    window_steps = config.monitor.window_steps if "monitor" in config else 0
+    window_steps = config.monitor.window_steps if monitors.enabled(config) else 0
     batches = self.family.epoch_batches(
         self.source, config, epoch=meta.epoch, start_batch=meta.batch_in_epoch,
         sharding=self.data_sharding)

@@ -18,12 +18,21 @@ from absl import app
 from absl import flags
 from absl import logging
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a finished or running CycleGAN run.")
-_INPUT = flags.DEFINE_string("input", None, "Image file, or folder of PNG and JPEG files.")
-_OUT = flags.DEFINE_string(
-    "out", None, "Output PNG file for a file input, or output folder for a folder input.")
-_DIRECTION = flags.DEFINE_enum(
-    "direction", "a2b", ["a2b", "b2a"], "a2b translates with G (domain A to B), b2a with F.")
+def _define_flags() -> dict[str, flags.FlagHolder]:
+  """Defines the command-line flags, only when run as a program, so that importing this module
+  next to jaxgan.main (which also defines --workdir) works."""
+  return {
+      "workdir": flags.DEFINE_string(
+          "workdir", None, "Workdir of a finished or running CycleGAN run."),
+      "input": flags.DEFINE_string("input", None, "Image file, or folder of PNG and JPEG files."),
+      "out": flags.DEFINE_string(
+          "out", None, "Output PNG file for a file input, or output folder for a folder input."),
+      "direction": flags.DEFINE_enum(
+          "direction", "a2b", ["a2b", "b2a"], "a2b translates with G (domain A to B), b2a with F."),
+  }
+
+
+_FLAGS: dict[str, flags.FlagHolder] = {}
 
 
 def load_generator(workdir: str | os.PathLike, direction: str):
@@ -135,12 +144,13 @@ def main(argv: list[str]) -> None:
   from jaxgan import cli  # pylint: disable=g-import-not-at-top
   from jaxgan.errors import JaxganError  # pylint: disable=g-import-not-at-top
 
-  for flag in (_WORKDIR, _INPUT, _OUT):
+  for flag in (_FLAGS["workdir"], _FLAGS["input"], _FLAGS["out"]):
     if not flag.value:
       cli.exit_with_error(f"missing --{flag.name}. Run with --help for the usage.")
   logging.get_absl_handler().addFilter(cli.QuietLibraryFilter())
   try:
-    written = translate_files(_WORKDIR.value, _INPUT.value, _OUT.value, _DIRECTION.value)
+    written = translate_files(_FLAGS["workdir"].value, _FLAGS["input"].value,
+                              _FLAGS["out"].value, _FLAGS["direction"].value)
   except JaxganError as error:
     cli.exit_with_error(str(error))
   for path in written:
@@ -148,4 +158,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  _FLAGS.update(_define_flags())
   app.run(main)
