@@ -321,8 +321,7 @@ class Trainer:
 
   def _real_reference(self) -> np.ndarray | None:
     """Returns the fixed real images, in [-1, 1], that the collapse monitor compares with."""
-    monitor = self.config.get("monitor")
-    if monitor is None or monitor.collapse_ratio <= 0:
+    if not monitors.enabled(self.config) or self.config.monitor.collapse_ratio <= 0:
       return None
     if not isinstance(self.source, source_lib.ImageSource):
       logging.warning("The mode-collapse monitor is off: it needs an image source with read(), "
@@ -330,7 +329,7 @@ class Trainer:
                       type(self.source).__name__)
       return None
     indices = monitors.reference_indices(
-        self.source.num_images, monitor.collapse_num_real, self.config.seed)
+        self.source.num_images, self.config.monitor.collapse_num_real, self.config.seed)
     return self.source.read(indices).astype(np.float32) / 127.5 - 1.0
 
   def _open_writer(self) -> None:

@@ -8,7 +8,8 @@ from jaxgan import progress
 def _log_line(caplog, means):
   display = progress.Progress(total_steps=100, steps_per_epoch=10, start_step=0)
   display.interactive = False
-  with caplog.at_level(logging.INFO):
+  # The absl logger's own level is set too: other tests in the same process may have raised it.
+  with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="absl"):
     display.log(5, 0, means)
   return caplog.records[-1].getMessage()
 
