@@ -20,7 +20,7 @@ process. --devices lists the GPU ids to split between them through CUDA_VISIBLE_
 gets ids i, i+N, i+2N, ... of the list, so 4 ids and --parallel 4 run one process per GPU. With
 fewer ids than workers, workers share GPUs round-robin and each process allocates GPU memory on
 demand (XLA_PYTHON_CLIENT_PREALLOCATE=false) instead of taking most of it at start. Without
---devices every process sees every device that the sweep sees, which suits CPU runs.
+--devices every process uses every device that the sweep can use, which suits CPU runs.
 
 Exit status: 0 when every point has finished, 1 when a point failed or the sweep was stopped
 (SIGINT or SIGTERM, which are passed on to the running points so that they save and stop), 2 for
