@@ -3,12 +3,12 @@
     python bench/biggan_step.py --config configs/biggan_lite_chars32.py --steps 5
     python bench/biggan_step.py --config configs/biggan_lite_chars32.py --parts
 
-Prints one JSON line: the compile time, the median step time, XLA's FLOP count of the step, how
-many times the step compiled while it ran (more than once means it retraces), and with --parts
-the median time and XLA FLOP count of each part compiled on its own: G's and D's forward passes,
-D's gradient, one spectral-norm power iteration of every weight, the self-attention block, each
-DiffAugment op with its gradient, the orthogonal regulariser with its gradient and the EMA
-update. The step is jitted as the trainer jits it (explicit shardings, donated state, the
+Prints one JSON line: the compile time, the median step time, XLA's FLOP count of the step and
+how many times the step compiled again after its first call (0 unless it retraces). With
+--parts it adds the median time and XLA FLOP count of each part compiled on its own. The parts
+are G's and D's forward passes, D's gradient, one spectral-norm power iteration of every weight,
+the self-attention block, each DiffAugment op with its gradient, the orthogonal regulariser with
+its gradient and the EMA update. XLA's cost analysis counts the body of a loop once. The step is jitted as the trainer jits it (explicit shardings, donated state, the
 family's step inputs as arguments).
 """
 

@@ -234,9 +234,10 @@ def train_step(
                "d_grad_norm": optax.tree.norm(grads)}
     return (d_params, d_stats, d_opt_state, g_stats), metrics
 
-  # The D updates are unrolled in Python, not run by `lax.scan`: XLA:CPU (jaxlib 0.10.2) leaves
-  # the convolution gradients inside a while loop in a layout that its fast convolution kernels
-  # do not take, and runs them in a generic loop, which made the whole step about 10x slower.
+  # The D updates are unrolled in Python, not run by `lax.scan`. Inside a while loop, XLA:CPU
+  # (jaxlib 0.10.2) runs the convolution gradients in a slow generic kernel, because it leaves
+  # them in a layout that its fast kernels do not take. With `lax.scan`, the
+  # biggan_lite_chars32 step was 14x slower (docs/benchmarks.md).
   carry = (state.d_params, state.d_stats, state.d_opt_state, state.g_stats)
   real_parts = _split_for_d_steps(images, d_steps)
   label_parts = _split_for_d_steps(real_labels, d_steps)
