@@ -81,6 +81,7 @@ class PeriodicEvaluation:
 
     config = trainer.config
     self.config = config
+    self.family = trainer.family
     self.every_epochs = config.eval.every_epochs
     self.best_metric = config.eval.best_metric
     self.is_writer = jax.process_index() == 0
@@ -96,7 +97,7 @@ class PeriodicEvaluation:
     latent_config = ml_collections.ConfigDict(config.to_dict())
     latent_config.seed = config.eval.seed
     self.latents = jax.device_put(
-        trainer.family.fixed_latents(latent_config, len(reals.images)),
+        trainer.family.evaluation_latents(latent_config, len(reals.images)),
         parallel.replicated(trainer.mesh))
 
     # This runs after the first epoch since the start. A run resumed from a checkpoint older
@@ -115,7 +116,8 @@ class PeriodicEvaluation:
     return {"workdir": trainer.workdir, "step": trainer.step, "epoch": trainer.meta.epoch,
             "checkpoint_kind": "training", "family": self.config.model.family,
             "arch": self.config.model.get("arch"), "seed": self.config.eval.seed,
-            "batchnorm_mode": runs.BATCHNORM_MODE, "ema": False, "truncation": None}
+            "batchnorm_mode": runs.BATCHNORM_MODE,
+            **runs.sampling_settings(self.family, self.config)}
 
   def after_epoch(self, trainer) -> None:
     """Evaluates when the finished epoch is due, then logs, records and keeps the best."""

@@ -115,6 +115,14 @@ class Family(abc.ABC):
     `generate` unchanged.
     """
 
+  def evaluation_latents(self, config: ml_collections.ConfigDict, num: int) -> Any:
+    """Returns the generator inputs of `num` images for evaluation, derived from config.seed only.
+
+    Leaves with a leading axis of length `num` are per-image inputs, and scalar leaves apply to
+    every image. The default returns `fixed_latents(config, num)`.
+    """
+    return self.fixed_latents(config, num)
+
   @abc.abstractmethod
   def generate(self, state: Any, latents: Any) -> jax.Array:
     """Maps `fixed_latents` to images in [-1, 1] with the networks in inference mode (jit-able)."""

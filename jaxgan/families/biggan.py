@@ -457,6 +457,23 @@ class BigGANFamily(families.Family):
       labels = jnp.zeros((num,), jnp.int32)
     return {"z": z, "label": labels, "use_ema": jnp.asarray(config.sample.weights == "ema")}
 
+  def evaluation_latents(self, config: ml_collections.ConfigDict,
+                         num: int) -> dict[str, jax.Array]:
+    """Returns {"z", "label", "use_ema"} for `num` images, with the classes taking turns.
+
+    The images are those of a sample grid with enough columns, taken column by column, so that
+    class counts differ by at most one. As in the grid, images of one column share z.
+    """
+    rows = config.model.num_classes or 1
+    columns = -(-num // rows)
+    grid_config = ml_collections.ConfigDict(config.to_dict())
+    grid_config.sample.grid_rows = 1
+    grid_config.sample.grid_columns = columns
+    latents = self.fixed_latents(grid_config, rows * columns)
+    order = np.arange(rows * columns).reshape(rows, columns).T.ravel()[:num]
+    return {"z": latents["z"][order], "label": latents["label"][order],
+            "use_ema": latents["use_ema"]}
+
   def generate(self, state: BigGANState, latents: dict[str, jax.Array]) -> jax.Array:
     """Runs G in inference mode with the EMA or the raw weights, as latents["use_ema"] selects.
 
