@@ -3,10 +3,13 @@
 Draws --num images from a checkpoint's generator (inference-mode BatchNorm), compares them with
 real images and writes one result per metric to <workdir>/eval/<metric>_step<S>.json (or
 --out), with every setting that affects the number. Real images are the run's own training data
-unless --real names a folder. FID and KID need the Inception weights (--inception_weights or
+unless --real names a folder; for a conditional run, either is a folder of class subfolders.
+For families with an EMA of G (BigGAN-lite), --weights and --truncation override the run's
+sample.* values, and the file name gains _<weights> and, for a non-zero truncation, _trunc<T>. FID and KID need the Inception weights (--inception_weights or
 $JAXGAN_INCEPTION_WEIGHTS); swd, diversity and nn need none.
 
     python -m jaxgan.evaluate --workdir runs/x --metrics swd,diversity,nn,fid,kid --real data/
+    python -m jaxgan.evaluate --workdir runs/biggan --weights raw --per_class
     python -m jaxgan.evaluate --compare runs/a/eval/swd_step1000.json,runs/b/eval/swd_step1000.json
 
 Exit status: 0 on success, 2 for invalid input or results with different settings.
@@ -25,8 +28,8 @@ _METRICS = flags.DEFINE_string(
     "Comma-separated metrics: swd, diversity, nn, fid, kid.")
 _REAL = flags.DEFINE_string(
     "real", None,
-    "Folder of real images (all PNG and JPEG files in it). Default: the run's training data, "
-    "with its exclusions.")
+    "Folder of real images: all PNG and JPEG files in it, or for a conditional run in its class "
+    "subfolders. Default: the run's training data, with its exclusions.")
 _NUM = flags.DEFINE_integer("num", 1000, "Number of generated images.")
 _NUM_REAL = flags.DEFINE_integer(
     "num_real", None, "Maximum number of real images, drawn with --seed. Default: all.")
@@ -140,9 +143,11 @@ def main(argv: list[str]) -> None:
 
 
 def _result_name(record: dict, step: int, has_ema: bool) -> str:
-  """Returns <metric>_step<S>[_<weights>][_trunc<T>][_<--name>]. The weights appear for families
-  with an EMA and a non-zero truncation when set, so that EMA and raw results, or results at
-  different truncations, do not overwrite each other."""
+  """Returns <metric>_step<S>[_<weights>][_trunc<T>][_<--name>].
+
+  The weights appear for every family with an EMA, and _trunc<T> for a non-zero truncation, so
+  that EMA and raw results, or results at different truncations, do not overwrite each other.
+  """
   settings = record["settings"]
   name = f"{record['metric']}_step{step}"
   if has_ema:

@@ -26,8 +26,8 @@ SIMPSONS_CHARACTERS = Path("/work/shared/data/simpsons_characters/test")
 
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
-  """A conditional run on 3 classes with one checkpoint at step 4, written without training
-  (which would take minutes to compile on CPU); its EMA weights are half the raw ones."""
+  """A conditional run on 3 classes with one checkpoint at step 4, whose EMA weights are half
+  the raw ones. It is written without training, which takes minutes to compile on CPU."""
   root = tmp_path_factory.mktemp("biggan")
   write_class_folders(root / "data")
   config = tiny_config(root / "data")

@@ -59,7 +59,7 @@ class RealImages:
   """Real images [N, S, S, 3] uint8, where they came from, and a fingerprint of that source.
 
   For a conditional run, `labels` (int32 [N]) are the class indices of the images and
-  `class_names` the class folder names in label order; otherwise they are None and ().
+  `class_names` the class folder names in label order. For other runs they are None and ().
   """
 
   images: np.ndarray
@@ -122,7 +122,10 @@ def data_fingerprint(config: ml_collections.ConfigDict, indices: np.ndarray) -> 
 
 
 def folder_config(config: ml_collections.ConfigDict, directory: str) -> ml_collections.ConfigDict:
-  """Returns a copy of `config` whose data are all images of `directory`, at the same size."""
+  """Returns a copy of `config` whose data are all images of `directory`, at the same size.
+
+  For a conditional run, `directory` must contain one subfolder per class of the run.
+  """
   copy = ml_collections.ConfigDict(config.to_dict())
   copy.data.source = "folder"
   copy.data.dir = directory
@@ -132,7 +135,7 @@ def folder_config(config: ml_collections.ConfigDict, directory: str) -> ml_colle
 
 
 def _make_labeled_source(config: ml_collections.ConfigDict) -> labeled.LabeledSource:
-  """Reads the class folders of config.data.dir; raises DataError if their names differ from
+  """Reads the class folders of config.data.dir, raising DataError if their names differ from
   the run's data.class_names."""
   source = labeled.make_source(config.data.dir, config.data.image_size,
                                num_threads=config.data.get("num_threads", 0))

@@ -145,7 +145,7 @@ def has_ema(config: ml_collections.ConfigDict) -> bool:
 
 def check_sampling_options(config: ml_collections.ConfigDict, weights: str | None = None,
                            truncation: float | None = None) -> None:
-  """Raises RunError for a weights or truncation request that the run's family cannot honour.
+  """Raises RunError for a weights or truncation request that the run's family cannot apply.
 
   A family has a moving average (EMA) of G when its config has sample.weights. It supports
   truncation when its config has sample.truncation (applied when the latents are drawn) or when
@@ -169,7 +169,8 @@ def with_sampling_options(run: Run, weights: str | None = None,
   """Returns `run` with config.sample.weights and config.sample.truncation replaced when given.
 
   Raises RunError as `check_sampling_options` does, and ConfigError for values the family rejects.
-  NOTE: a family's `truncate` hook is not applied here; jaxgan.sample applies it to the latents.
+  NOTE: a family's `truncate` hook is not applied here, because it acts on drawn latents
+  (jaxgan.sample applies it). jaxgan.evaluate therefore truncates only through the config.
   """
   check_sampling_options(run.config, weights, truncation)
   if weights is None and truncation is None:
