@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgan.config_checks import cyclegan as cyclegan_checks
+
 
 def bce(logits: jax.Array, targets: jax.Array | float) -> jax.Array:
   """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1].
@@ -65,8 +67,9 @@ def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
   return -fake_logits.mean()
 
 
-# Adversarial objectives on raw discriminator outputs (logits, or least-squares scores).
-ADVERSARIAL_LOSSES = ("lsgan", "non_saturating", "hinge")
+# Adversarial objectives on raw discriminator outputs (logits, or least-squares scores), defined
+# with the config checks because those run before JAX is imported.
+ADVERSARIAL_LOSSES = cyclegan_checks.ADVERSARIAL_LOSSES
 
 
 def adversarial_d_loss(kind: str, real_outputs: jax.Array, fake_outputs: jax.Array) -> jax.Array:

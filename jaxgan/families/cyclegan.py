@@ -16,13 +16,12 @@ from absl import logging
 from flax import nnx
 from flax import struct
 
-from jaxgan import config_lib
 from jaxgan import families
 from jaxgan import image_pool
 from jaxgan import losses
 from jaxgan import optim
+from jaxgan.config_checks import cyclegan as cyclegan_checks
 from jaxgan.data import unpaired
-from jaxgan.errors import ConfigError
 from jaxgan.models import cyclegan as cyclegan_models
 
 # Streams folded into the root key `jax.random.key(config.seed)`.
@@ -220,24 +219,7 @@ class CycleGANFamily(families.Family):
                       "d_b_loss")
 
   def validate(self, config: ml_collections.ConfigDict) -> None:
-    config_lib.check_choice(config, "model.arch", ("resnet_patchgan",))
-    config_lib.check_number(config, "model.width_g", low=1, integer=True)
-    config_lib.check_number(config, "model.width_d", low=1, integer=True)
-    config_lib.check_number(config, "model.num_blocks", low=0, integer=True)
-    size = config.data.image_size
-    if size % 4 or size < 32:
-      raise ConfigError(
-          f"Invalid config value data.image_size={size!r}: the ResNet generator halves the size "
-          "twice and the PatchGAN needs at least 32 pixels, so it must be a multiple of 4 and "
-          ">= 32 (for example 64, 128 or 256). Pass --config.data.image_size=<size>.")
-    config_lib.check_choice(config, "loss.adversarial", losses.ADVERSARIAL_LOSSES)
-    config_lib.check_number(config, "loss.cycle_weight", low=0)
-    config_lib.check_number(config, "loss.identity_weight", low=0)
-    config_lib.check_number(config, "loss.pool_size", low=0, integer=True)
-    config_lib.check_number(config, "train.grid_columns", low=1, integer=True)
-    config_lib.check_number(config, "monitor.min_change", low=0)
-    config_lib.check_number(config, "monitor.min_batch_std", low=0)
-    unpaired.validate(config)
+    cyclegan_checks.validate(config)
 
   def _optimizers(self, config, steps_per_epoch):
     schedule_g = optim.make_schedule(

@@ -11,11 +11,10 @@ import optax
 from flax import nnx
 from flax import struct
 
-from jaxgan import config_lib
 from jaxgan import families
 from jaxgan import losses
 from jaxgan import optim
-from jaxgan.errors import ConfigError
+from jaxgan.config_checks import dcgan as dcgan_checks
 from jaxgan.models import dcgan as dcgan_models
 from jaxgan.models import sdpc_gan
 
@@ -204,54 +203,8 @@ class DCGANFamily(families.Family):
   """DCGANs trained with BCE losses, one D update then one G update per batch."""
 
   def validate(self, config: ml_collections.ConfigDict) -> None:
-    config_lib.check_choice(
-        config, "model.arch",
-        sorted(dcgan_models.ARCHITECTURES) + list(sdpc_gan.FUSION_ARCHITECTURES))
-    if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES:
-      config_lib.check_number(config, "model.sdpc_sparsity_weight", low=0)
-      config_lib.check_number(config, "model.sdpc_unrolled_steps", low=1, integer=True)
-      if not config.model.sdpc_workdir:
-        raise ConfigError(
-            f"Missing config value model.sdpc_workdir: the {config.model.arch} architecture "
-            "decodes with pretrained SDPC dictionaries. Pass --config.model.sdpc_workdir=<workdir "
-            "of a run of configs/sdpc_simpsons.py at the same image size>.")
-    config_lib.check_number(config, "model.width", low=1, integer=True)
-    config_lib.check_number(config, "model.latent_dim", low=1, integer=True)
-    config_lib.check_choice(config, "model.latent_distribution", ("normal", "uniform"))
-    config_lib.check_number(config, "model.bn_epsilon", low=0, low_inclusive=False)
-    config_lib.check_choice(config, "model.init", ("glorot_normal", "truncated_normal"))
-    config_lib.check_choice(config, "model.dtype", ("float32", "bfloat16"))
-    if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES and config.model.dtype != "float32":
-      raise ConfigError(
-          f"Invalid config value model.dtype={config.model.dtype!r}: the {config.model.arch} "
-          "architecture computes in float32 only. Pass --config.model.dtype=float32.")
+    dcgan_checks.validate(config)
 
-    size = config.data.image_size
-    if config.model.arch in dcgan_models.SIZE_MULTIPLE_16 and size % 16:
-      raise ConfigError(
-          f"Invalid config value data.image_size={size!r}: the {config.model.arch} architecture "
-          "doubles the size four times from size/16, so it needs a multiple of 16 (for example "
-          "32, 64 or 128). Pass --config.data.image_size=<size>.")
-    if size % 8 or size < 8:
-      raise ConfigError(
-          f"Invalid config value data.image_size={size!r}: the {config.model.arch} architecture "
-          "doubles the size three times from size/8, so it needs a multiple of 8 (for example 32, "
-          "64 or 128). Pass --config.data.image_size=<size>.")
-    config_lib.check_number(config, "loss.real_label_min", low=0, high=1)
-    config_lib.check_number(config, "loss.real_label_max", low=0, high=1)
-    if config.loss.real_label_min > config.loss.real_label_max:
-      raise ConfigError(
-          f"Invalid config values loss.real_label_min={config.loss.real_label_min} and "
-          f"loss.real_label_max={config.loss.real_label_max}: the minimum must not exceed the "
-          "maximum.")
-    config_lib.check_choice(config, "loss.d_reduction", ("sum", "mean"))
-
-    config_lib.check_number(config, "loss.g_threshold", low=0, high=1)
-    config_lib.check_number(config, "loss.real_noise_max", low=0)
-    if not isinstance(config_lib.get(config, "data.random_flip"), bool):
-      raise ConfigError(
-          f"Invalid config value data.random_flip={config.data.random_flip!r}: must be True or "
-          "False. Change it in the config file or pass --config.data.random_flip=<value>.")
 
   def _optimizers(self, config, steps_per_epoch):
     schedule_g, schedule_d = _schedules(config, steps_per_epoch)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgan.config_checks import dcgan as dcgan_checks
 from jaxgan.models import layers
 
 LEAKY_SLOPE = 0.2
@@ -236,8 +237,8 @@ ARCHITECTURES = {
 }
 
 # Architectures whose image size must be a multiple of 16 (four stride-2 stages); the others need
-# a multiple of 8.
-SIZE_MULTIPLE_16 = ("reproduct", "reproduct4")
+# a multiple of 8. Defined with the config checks, which run before JAX is imported.
+SIZE_MULTIPLE_16 = dcgan_checks.SIZE_MULTIPLE_16
 
 
 def build(
