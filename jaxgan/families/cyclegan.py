@@ -221,17 +221,6 @@ class CycleGANFamily(families.Family):
   def validate(self, config: ml_collections.ConfigDict) -> None:
     cyclegan_checks.validate(config)
 
-  def _optimizers(self, config, steps_per_epoch):
-    schedule_g = optim.make_schedule(
-        config.optim, config.optim.schedule_g, config.optim.lr_g, steps_per_epoch,
-        config.train.num_epochs)
-    schedule_d = optim.make_schedule(
-        config.optim, config.optim.schedule_d, config.optim.lr_d, steps_per_epoch,
-        config.train.num_epochs)
-    tx_g = optim.make_optimizer(config.optim, schedule_g)
-    tx_d = optim.make_optimizer(config.optim, schedule_d)
-    return tx_g, tx_d, schedule_g, schedule_d
-
   def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> CycleGANState:
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
     g, f, d_a, d_b = cyclegan_models.build(
@@ -240,7 +229,7 @@ class CycleGANFamily(families.Family):
     _, f_params = nnx.split(f, nnx.Param)
     discriminator_graphdef, d_a_params = nnx.split(d_a, nnx.Param)
     _, d_b_params = nnx.split(d_b, nnx.Param)
-    tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
+    tx_g, tx_d, _, _ = optim.make_gan_optimizers(config, steps_per_epoch)
     size = config.data.image_size
     return CycleGANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, f_params=f_params,
@@ -252,10 +241,7 @@ class CycleGANFamily(families.Family):
         generator_graphdef=generator_graphdef, discriminator_graphdef=discriminator_graphdef)
 
   def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int):
-    tx_g, tx_d, schedule_g, schedule_d = self._optimizers(config, steps_per_epoch)
-    return functools.partial(
-        train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
-        schedule_d=schedule_d)
+    return optim.bind_gan_optimizers(train_step, config, steps_per_epoch)
 
   def make_source(self, config: ml_collections.ConfigDict) -> unpaired.UnpairedSource:
     return unpaired.make_source(config)

@@ -1,6 +1,5 @@
 """The DCGAN family: train state, pure train step and sampler for the models in models/dcgan.py."""
 
-import functools
 from typing import Any
 
 import jax
@@ -64,16 +63,6 @@ def sample_latents(key: jax.Array, num: int, dim: int, distribution: str) -> jax
   if distribution == "uniform":
     return jax.random.uniform(key, (num, dim), minval=-1.0, maxval=1.0)
   raise ValueError(f"unknown latent distribution {distribution!r}")
-
-
-def _schedules(config: ml_collections.ConfigDict, steps_per_epoch: int):
-  schedule_g = optim.make_schedule(
-      config.optim, config.optim.schedule_g, config.optim.lr_g, steps_per_epoch,
-      config.train.num_epochs)
-  schedule_d = optim.make_schedule(
-      config.optim, config.optim.schedule_d, config.optim.lr_d, steps_per_epoch,
-      config.train.num_epochs)
-  return schedule_g, schedule_d
 
 
 def augment_real(
@@ -206,12 +195,6 @@ class DCGANFamily(families.Family):
     dcgan_checks.validate(config)
 
 
-  def _optimizers(self, config, steps_per_epoch):
-    schedule_g, schedule_d = _schedules(config, steps_per_epoch)
-    tx_g = optim.make_optimizer(config.optim, schedule_g)
-    tx_d = optim.make_optimizer(config.optim, schedule_d)
-    return tx_g, tx_d, schedule_g, schedule_d
-
   def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> DCGANState:
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
     if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES:
@@ -223,17 +206,14 @@ class DCGANFamily(families.Family):
           dtype=config.model.dtype)
     g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, nnx.BatchStat)
     d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, nnx.BatchStat)
-    tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
+    tx_g, tx_d, _, _ = optim.make_gan_optimizers(config, steps_per_epoch)
     return DCGANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, g_stats=g_stats, d_params=d_params,
         d_stats=d_stats, g_opt_state=tx_g.init(g_params), d_opt_state=tx_d.init(d_params),
         g_graphdef=g_graphdef, d_graphdef=d_graphdef)
 
   def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int):
-    tx_g, tx_d, schedule_g, schedule_d = self._optimizers(config, steps_per_epoch)
-    return functools.partial(
-        train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
-        schedule_d=schedule_d)
+    return optim.bind_gan_optimizers(train_step, config, steps_per_epoch)
 
   def step_inputs(self, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
     """Returns {"g_threshold": float32 scalar} from config.loss.g_threshold.
