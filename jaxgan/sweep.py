@@ -251,7 +251,7 @@ def make_points(
         "--config.<key>=<value>. Give each key one way.")
 
   value_dicts = grid(sets, zip_values)
-  # Imported after the cheap checks: the family modules import JAX.
+  # Imported after the cheap checks, because validating a BigGAN or SDPC point imports JAX.
   from jaxgan import families  # pylint: disable=g-import-not-at-top
 
   points = []
