@@ -27,31 +27,20 @@ from jaxgan.errors import JaxganError
 from jaxgan.evaluation import diversity
 from jaxgan.evaluation import feature_distances
 from jaxgan.evaluation import inception
+from jaxgan.evaluation import metric_names
 from jaxgan.evaluation import nearest
 from jaxgan.evaluation import swd
 
-METRICS = ("swd", "diversity", "nn", "fid", "kid")
-INCEPTION_METRICS = ("fid", "kid")
-# Metrics that can select the best checkpoint; lower values are better for each.
-RANKING_METRICS = ("swd", "fid", "kid")
 REAL_PREPROCESSING = "center crop, Pillow bilinear (antialiased) to the model resolution, uint8"
 FAKE_QUANTIZATION = "uint8 (round((x + 1) * 127.5))"
 CACHE_ENV_VARIABLE = "JAXGAN_CACHE_DIR"
 
-
-class EvaluationError(JaxganError):
-  """Invalid evaluation request: unknown metric, too few images."""
-
-
-def parse_metrics(text: str) -> list[str]:
-  """Parses "swd,diversity" into a list of metric names; raises EvaluationError if unknown."""
-  names = [name.strip() for name in str(text).split(",") if name.strip()]
-  unknown = [name for name in names if name not in METRICS]
-  if unknown or not names:
-    raise EvaluationError(
-        f"Invalid metrics {text!r}: each must be one of {', '.join(METRICS)}, separated by "
-        "commas, for example swd,diversity.")
-  return list(dict.fromkeys(names))
+# Defined in metric_names, which imports no JAX, for the config checks.
+METRICS = metric_names.METRICS
+INCEPTION_METRICS = metric_names.INCEPTION_METRICS
+RANKING_METRICS = metric_names.RANKING_METRICS
+EvaluationError = metric_names.EvaluationError
+parse_metrics = metric_names.parse_metrics
 
 
 @dataclasses.dataclass(frozen=True)

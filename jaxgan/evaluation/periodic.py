@@ -19,6 +19,7 @@ from absl import logging
 
 from jaxgan import config_lib
 from jaxgan.errors import ConfigError
+from jaxgan.evaluation import metric_names
 
 _HISTORY_FILE = "history.json"
 _BEST_FILE = "best.json"
@@ -32,20 +33,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the eval.* fields; a config without an `eval` section has evaluation off."""
   if "eval" not in config:
     return
-  from jaxgan.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-
   config_lib.check_number(config, "eval.every_epochs", low=0, integer=True)
   config_lib.check_number(config, "eval.num_images", low=2, integer=True)
   config_lib.check_number(config, "eval.seed", low=0, high=2**31 - 1, integer=True)
   try:
-    metrics = evaluator.parse_metrics(config.eval.metrics)
-  except evaluator.EvaluationError as error:
+    metrics = metric_names.parse_metrics(config.eval.metrics)
+  except metric_names.EvaluationError as error:
     raise ConfigError(
         f"Invalid config value eval.metrics={config.eval.metrics!r}: {error} Pass "
         "--config.eval.metrics=swd,diversity.") from None
   best = config.eval.best_metric
   if best:
-    config_lib.check_choice(config, "eval.best_metric", ("",) + evaluator.RANKING_METRICS)
+    config_lib.check_choice(config, "eval.best_metric", ("",) + metric_names.RANKING_METRICS)
     if best not in metrics:
       raise ConfigError(
           f"Invalid config value eval.best_metric={best!r}: it must be one of eval.metrics "

@@ -355,20 +355,12 @@ class BigGANFamily(families.Family):
     _validate_model(config)
     _validate_training(config)
 
-  def _optimizers(self, config, steps_per_epoch):
-    schedules = [
-        optim.make_schedule(config.optim, kind, lr, steps_per_epoch, config.train.num_epochs)
-        for kind, lr in ((config.optim.schedule_g, config.optim.lr_g),
-                         (config.optim.schedule_d, config.optim.lr_d))]
-    transforms = [optim.make_optimizer(config.optim, schedule) for schedule in schedules]
-    return (*transforms, *schedules)
-
   def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> BigGANState:
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
     generator, discriminator = biggan_models.build(architecture(config), key)
     g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, _STATS)
     d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, _STATS)
-    tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
+    tx_g, tx_d, _, _ = optim.make_gan_optimizers(config, steps_per_epoch)
     return BigGANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, g_stats=g_stats,
         ema_params=jax.tree.map(jnp.copy, g_params), d_params=d_params, d_stats=d_stats,
@@ -376,10 +368,7 @@ class BigGANFamily(families.Family):
         g_graphdef=g_graphdef, d_graphdef=d_graphdef)
 
   def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int):
-    tx_g, tx_d, schedule_g, schedule_d = self._optimizers(config, steps_per_epoch)
-    return functools.partial(
-        train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
-        schedule_d=schedule_d)
+    return optim.bind_gan_optimizers(train_step, config, steps_per_epoch)
 
   def step_inputs(self, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
     """Returns the EMA decay and the orthogonal weight as float32 scalars."""
