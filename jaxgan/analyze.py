@@ -5,8 +5,9 @@
 
 Prints a table of the events in workdir/events.jsonl. A run without that file (started before
 the monitors existed) gets its epoch-scale spikes recomputed from the per-epoch history in the
-newest checkpoint's Meta, with the same detector and the run's monitor settings (or the base
-config's defaults), and --threshold replaces the spike threshold of that recomputation. Writes to --out (default workdir/analysis):
+newest checkpoint's Meta. The recomputation uses the same detector and the run's monitor settings
+(or the base config's defaults), and --threshold replaces its spike threshold. Writes to --out
+(default workdir/analysis):
   spike_eEEEE_<curve>_<scale>.png  sample grids before, at, just after the spike and once the
                                    curve has recovered
   spike_eEEEE_<curve>_<scale>.gif  sample grids from --window epochs before to --window after

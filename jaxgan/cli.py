@@ -19,9 +19,10 @@ from jaxgan.errors import JaxganError
 
 
 class QuietLibraryFilter:
-  """Drops INFO and DEBUG records of libraries that log every checkpoint operation (Orbax)."""
+  """Drops INFO and DEBUG records of Orbax, which logs every checkpoint operation, and of JAX's
+  backend setup, which logs "Unable to initialize backend 'tpu'" on every machine without one."""
 
-  _PATH_PARTS = ("/orbax/",)
+  _PATH_PARTS = ("/orbax/", "/jax/_src/xla_bridge.py")
 
   def filter(self, record) -> bool:
     if record.levelno >= logging.converter.ABSL_TO_STANDARD[logging.WARNING]:

@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgan.config_checks import cyclegan as cyclegan_checks
+
 
 def bce(logits: jax.Array, targets: jax.Array | float) -> jax.Array:
   """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1].
@@ -55,9 +57,13 @@ def thresholded_generator_loss(fake_logits: jax.Array, threshold: jax.Array) -> 
   return bce(fake_logits, targets)
 
 
-def hinge_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-  """Hinge loss of D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))."""
-  return jax.nn.relu(1.0 - real_logits).mean() + jax.nn.relu(1.0 + fake_logits).mean()
+def hinge_discriminator_loss(
+    real_logits: jax.Array, fake_logits: jax.Array, *, scale: float = 1.0) -> jax.Array:
+  """Hinge loss of D: scale * (mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))).
+
+  BigGAN uses scale 1. `adversarial_d_loss` passes 0.5, because it halves its other losses too.
+  """
+  return scale * (jax.nn.relu(1.0 - real_logits).mean() + jax.nn.relu(1.0 + fake_logits).mean())
 
 
 def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
@@ -65,8 +71,9 @@ def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
   return -fake_logits.mean()
 
 
-# Adversarial objectives on raw discriminator outputs (logits, or least-squares scores).
-ADVERSARIAL_LOSSES = ("lsgan", "non_saturating", "hinge")
+# Adversarial objectives on raw discriminator outputs (logits, or least-squares scores), defined
+# with the config checks because those run before JAX is imported.
+ADVERSARIAL_LOSSES = cyclegan_checks.ADVERSARIAL_LOSSES
 
 
 def adversarial_d_loss(kind: str, real_outputs: jax.Array, fake_outputs: jax.Array) -> jax.Array:
@@ -83,8 +90,7 @@ def adversarial_d_loss(kind: str, real_outputs: jax.Array, fake_outputs: jax.Arr
     real_term = bce(real_outputs, 1.0)
     fake_term = bce(fake_outputs, 0.0)
   elif kind == "hinge":
-    real_term = jax.nn.relu(1.0 - real_outputs).mean()
-    fake_term = jax.nn.relu(1.0 + fake_outputs).mean()
+    return hinge_discriminator_loss(real_outputs, fake_outputs, scale=0.5)
   else:
     raise ValueError(f"unknown adversarial loss {kind!r}; expected one of {ADVERSARIAL_LOSSES}")
   return 0.5 * (real_term + fake_term)
@@ -100,7 +106,7 @@ def adversarial_g_loss(kind: str, fake_outputs: jax.Array) -> jax.Array:
   if kind == "non_saturating":
     return bce(fake_outputs, 1.0)
   if kind == "hinge":
-    return -fake_outputs.mean()
+    return hinge_generator_loss(fake_outputs)
   raise ValueError(f"unknown adversarial loss {kind!r}; expected one of {ADVERSARIAL_LOSSES}")
 
 

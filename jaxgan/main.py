@@ -10,12 +10,16 @@ import os
 import re
 import sys
 
+import ml_collections
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
 from jaxgan import cli
+from jaxgan import families
+from jaxgan.data import pipeline
+from jaxgan.errors import JaxganError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
@@ -163,6 +167,19 @@ def _multi_process_arguments() -> tuple[str | None, int | None, int | None] | No
   return address, num_processes, process_id
 
 
+def check_before_jax(config: ml_collections.ConfigDict) -> None:
+  """Validates the config and its image folders; an error exits with status 2 and one line.
+
+  It imports neither JAX nor TensorFlow, so a bad value is reported in about a second. The
+  trainer runs the same config checks again (and reads the images) after importing them.
+  """
+  try:
+    families.validate_config(config)
+    pipeline.check_folders(config)
+  except JaxganError as error:
+    _exit_with_error(str(error))
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -174,12 +191,13 @@ def main(argv: list[str]) -> None:
   logging.get_absl_handler().addFilter(cli.QuietLibraryFilter())
   config = load_config()
   multi_process = _multi_process_arguments()
+  check_before_jax(config)
 
-  # Imported here so that --help and flag errors do not pay for importing JAX and TensorFlow.
+  # Imported here so that --help, flag errors and invalid configs do not pay for importing JAX
+  # and TensorFlow.
   import jax  # pylint: disable=g-import-not-at-top
   from jaxgan import parallel  # pylint: disable=g-import-not-at-top
   from jaxgan import train  # pylint: disable=g-import-not-at-top
-  from jaxgan.errors import JaxganError  # pylint: disable=g-import-not-at-top
 
   try:
     if multi_process is not None:

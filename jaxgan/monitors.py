@@ -87,7 +87,8 @@ class SpikeDetector:
   def update(self, value: float) -> Deviation | None:
     """Adds `value` to the window; returns its deviation if it is a spike, else None.
 
-    A non-finite value is neither tested nor added (the trainer stops on NaN anyway).
+    A non-finite value is neither tested nor added, because the trainer stops or rolls back on
+    one (train.on_nonfinite).
     """
     if not math.isfinite(value):
       return None

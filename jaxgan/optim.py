@@ -4,6 +4,9 @@ Schedules are defined in epochs in the config and converted to steps here, becau
 steps per epoch depends on the dataset and the batch size.
 """
 
+import functools
+from typing import Any, Callable, NamedTuple
+
 import ml_collections
 import optax
 
@@ -59,3 +62,37 @@ def make_optimizer(
   if optim.clip_grad_norm > 0:
     return optax.chain(optax.clip_by_global_norm(optim.clip_grad_norm), base)
   return base
+
+
+class GanOptimizers(NamedTuple):
+  """The optimizers and learning-rate schedules of a generator G and a discriminator D."""
+
+  tx_g: optax.GradientTransformation
+  tx_d: optax.GradientTransformation
+  schedule_g: optax.Schedule
+  schedule_d: optax.Schedule
+
+
+def make_gan_optimizers(config: ml_collections.ConfigDict, steps_per_epoch: int) -> GanOptimizers:
+  """Builds G's schedule from optim.schedule_g and optim.lr_g, D's from optim.schedule_d and
+  optim.lr_d, and one optimizer of kind optim.optimizer on each."""
+  schedule_g = make_schedule(
+      config.optim, config.optim.schedule_g, config.optim.lr_g, steps_per_epoch,
+      config.train.num_epochs)
+  schedule_d = make_schedule(
+      config.optim, config.optim.schedule_d, config.optim.lr_d, steps_per_epoch,
+      config.train.num_epochs)
+  return GanOptimizers(
+      tx_g=make_optimizer(config.optim, schedule_g), tx_d=make_optimizer(config.optim, schedule_d),
+      schedule_g=schedule_g, schedule_d=schedule_d)
+
+
+def bind_gan_optimizers(
+    train_step: Callable[..., Any], config: ml_collections.ConfigDict, steps_per_epoch: int
+) -> Callable[..., Any]:
+  """Returns `train_step` with `config` and the `make_gan_optimizers` fields bound as keywords.
+
+  The GAN families' steps take keyword arguments config, tx_g, tx_d, schedule_g and schedule_d.
+  """
+  return functools.partial(
+      train_step, config=config, **make_gan_optimizers(config, steps_per_epoch)._asdict())

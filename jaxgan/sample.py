@@ -7,8 +7,8 @@ between two consecutive latents, interpolated linearly or spherically (--mode sl
 sample_settings.json in --out records the step, seed and modes.
 
 Truncation: the DCGAN family has none, because its generator maps z ~ N(0, I) (or U(-1, 1))
-directly. --truncation is accepted only by families whose `Family` defines
-`truncate(state, latents, truncation) -> latents`.
+directly. --truncation is accepted only by families whose config has sample.truncation or whose
+`Family` defines `truncate(state, latents, truncation) -> latents`.
 
 Exit status: 0 on success, 2 for invalid input.
 """
@@ -67,17 +67,16 @@ def main(argv: list[str]) -> None:
   from jaxgan import families  # pylint: disable=g-import-not-at-top
 
   # Checked before the restore, which takes most of the start-up time.
-  family_name = runs.load_config(_WORKDIR.value).model.family
-  truncate = getattr(families.get(family_name), "truncate", None)
-  if _TRUNCATION.value is not None and truncate is None:
-    cli.exit_with_error(
-        f"The {family_name} family has no truncation: its generator takes the latents as drawn. "
-        "Remove --truncation.")
+  config = runs.load_config(_WORKDIR.value)
+  runs.check_sampling_options(config, truncation=_TRUNCATION.value)
+  truncate = getattr(families.get(config.model.family), "truncate", None)
 
   run = runs.load_run(_WORKDIR.value, _STEP.value)
+  if truncate is None:
+    run = runs.with_sampling_options(run, truncation=_TRUNCATION.value)
   latents = np.asarray(runs.latents(run, _NUM.value + (1 if _INTERPOLATE.value else 0),
                                     _SEED.value))
-  if _TRUNCATION.value is not None:
+  if _TRUNCATION.value is not None and truncate is not None:
     latents = np.asarray(truncate(run.state, latents, _TRUNCATION.value))
 
   sampler = runs.Sampler(run.family, run.state, _BATCH_SIZE.value)

@@ -251,7 +251,7 @@ def make_points(
         "--config.<key>=<value>. Give each key one way.")
 
   value_dicts = grid(sets, zip_values)
-  # Imported after the cheap checks: the family modules import JAX.
+  # Imported after the cheap checks, because validating a BigGAN or SDPC point imports JAX.
   from jaxgan import families  # pylint: disable=g-import-not-at-top
 
   points = []
@@ -261,8 +261,7 @@ def make_points(
       section, _, leaf = key.rpartition(".")
       (config_lib.get(config, section) if section else config)[leaf] = value
     try:
-      config_lib.validate_common(config)
-      families.get(config.model.family).validate(config)
+      families.validate_config(config)
     except ConfigError as error:
       raise ConfigError(f"Sweep point {name} is invalid: {error}") from None
     points.append(Point(values=values, name=name, config=config))

@@ -261,9 +261,7 @@ def _restore_or_init(config, checkpointer, state, allow_config_change):
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for an invalid value, before any data is read or any array allocated."""
-  family = families.get(config.model.family)
-  config_lib.validate_common(config)
-  family.validate(config)
+  families.validate_config(config)
   parallel.check_batch_size(config.data.batch_size)
 
 

@@ -276,12 +276,12 @@ def test_main_flag_error_one_line(in_repo, capsys, override, expected):
   assert "Traceback" not in error_lines[0]
 
 
-def test_main_invalid_value_exits_2(in_repo, tmp_path, caplog):
+def test_main_invalid_value_exits_2(in_repo, tmp_path, capsys):
   del in_repo
   argv = ["jaxgan", "--config", "configs/default.py:tiny", "--workdir", str(tmp_path / "run"),
           "--config.loss.g_threshold=2.0"]
   try:
-    with mock.patch.object(sys, "argv", argv), caplog.at_level(logging.ERROR):
+    with mock.patch.object(sys, "argv", argv):
       main.parse_flags(argv)
       with pytest.raises(SystemExit) as exit_info:
         main.main(["jaxgan"])
@@ -289,9 +289,9 @@ def test_main_invalid_value_exits_2(in_repo, tmp_path, caplog):
     flags.FLAGS.unparse_flags()
 
   assert exit_info.value.code == 2
-  errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-  assert len(errors) == 1
-  assert "loss.g_threshold=2.0" in errors[0]
+  error_lines = capsys.readouterr().err.strip().splitlines()
+  assert len(error_lines) == 1
+  assert error_lines[0].startswith("Error: Invalid config value loss.g_threshold=2.0")
   assert not (tmp_path / "run").exists()
 
 

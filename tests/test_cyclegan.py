@@ -20,6 +20,7 @@ from jaxgan import config_lib
 from jaxgan import families
 from jaxgan import image_pool
 from jaxgan import losses
+from jaxgan import optim
 from jaxgan import train
 from jaxgan.data import unpaired
 from jaxgan.errors import ConfigError
@@ -271,7 +272,7 @@ def test_learning_rate_decays_linearly_after_boundary():
   config = tiny_config()
   config.train.num_epochs = 4
   config.optim.decay_start_epoch = 2.0
-  _, _, schedule_g, schedule_d = families.get("cyclegan")._optimizers(config, 10)  # pylint: disable=protected-access
+  _, _, schedule_g, schedule_d = optim.make_gan_optimizers(config, 10)
   peak = config.optim.lr_g
   for schedule, rate in ((schedule_g, peak), (schedule_d, config.optim.lr_d)):
     assert float(schedule(0)) == pytest.approx(rate)

@@ -25,6 +25,36 @@ def _check_enough_images(num_readable: int, min_images: int, directory: Path, nu
       "batch. Add images to the folder or lower --config.data.batch_size.")
 
 
+def _no_images_error(directory: Path) -> DataError:
+  return DataError(
+      f"No image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {directory}. Put the "
+      "training images directly in this folder, because subfolders are not searched, or pass "
+      "another folder with --config.data.dir.")
+
+
+def check_folder(directory: str | os.PathLike) -> None:
+  """Checks that `directory` is a readable folder with image files in it or in a subfolder.
+
+  It lists file names and reads no image, so `jaxgan.main` runs it before importing JAX and
+  TensorFlow. Images in subfolders pass because conditional models read class subfolders.
+  `make_source` and the class-folder source check the files that they use.
+
+  Raises:
+    DataError: if the folder is missing, not readable, or contains no image file at either level.
+  """
+  directory = Path(directory)
+  kept, excluded = images.list_image_files(directory)
+  if kept or excluded:
+    return
+  for subfolder in sorted(directory.iterdir()):
+    try:
+      if subfolder.is_dir() and images.list_image_files(subfolder)[0]:
+        return
+    except (DataError, OSError):
+      continue  # An unreadable subfolder is reported by the source that reads it.
+  raise _no_images_error(directory)
+
+
 def _make_streaming_read(paths: list[Path], image_size: int, num_threads: int):
   """Returns a thread-safe `read(indices)` that decodes the files on every call."""
   executor = concurrent.futures.ThreadPoolExecutor(
@@ -86,10 +116,7 @@ def make_source(
   directory = Path(directory)
   paths, excluded = images.list_image_files(directory, exclude_ids)
   if not paths and not excluded:
-    raise DataError(
-        f"No image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {directory}. Put the "
-        "training images directly in this folder, because subfolders are not searched, or pass "
-        "another folder with --config.data.dir.")
+    raise _no_images_error(directory)
   if excluded:
     logging.info("Excluded %d image files in %s by id: %s", len(excluded), directory,
                  ", ".join(images.file_id(path) for path in excluded))

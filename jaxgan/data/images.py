@@ -264,9 +264,16 @@ def list_image_files(
         f"Image folder {directory} {problem}. Pass an existing folder of PNG or JPEG images "
         "with --config.data.dir.")
   excluded_ids = {str(image_id) for image_id in exclude_ids}
+  try:
+    entries = os.scandir(directory)
+  except PermissionError:
+    raise DataError(
+        f"Image folder {directory} is not readable: permission denied. Give the user running "
+        "jaxgan read and execute permission on it, or pass another folder with "
+        "--config.data.dir.") from None
 
   kept, excluded = [], []
-  with os.scandir(directory) as entries:
+  with entries:
     for entry in entries:
       if not has_image_extension(entry.name):
         continue

@@ -50,6 +50,20 @@ def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
   raise ConfigError(f"Invalid config value data.source={data.source!r}")
 
 
+def check_folders(config: ml_collections.ConfigDict) -> None:
+  """Runs `folder.check_folder` on the folder of every "folder" source in the config.
+
+  These are data.dir and, in two-domain configs, data_b.dir. It imports neither JAX nor
+  TensorFlow, so `jaxgan.main` calls it before starting them.
+  """
+  from jaxgan.data import folder  # pylint: disable=g-import-not-at-top
+
+  for key in ("data", "data_b"):
+    data = config.get(key)
+    if data is not None and data.get("source") == "folder" and data.get("dir"):
+      folder.check_folder(data.dir)
+
+
 def folder_exclude_ids(data: ml_collections.ConfigDict) -> list[str]:
   """Returns the file ids that the "folder" source leaves out: data.exclude_ids, plus the known
   Simpsons Faces non-faces when data.exclude_known_non_faces is set."""

@@ -19,54 +19,62 @@ import numpy as np
 from absl import logging
 
 from jaxgan.data import images as images_lib
+from jaxgan.data import labeled
 from jaxgan.data import pipeline
 from jaxgan.data import source as source_lib
+from jaxgan.errors import DataError
 from jaxgan.errors import JaxganError
 from jaxgan.evaluation import diversity
 from jaxgan.evaluation import feature_distances
 from jaxgan.evaluation import inception
+from jaxgan.evaluation import metric_names
 from jaxgan.evaluation import nearest
 from jaxgan.evaluation import swd
 
-METRICS = ("swd", "diversity", "nn", "fid", "kid")
-INCEPTION_METRICS = ("fid", "kid")
-# Metrics that can select the best checkpoint; lower values are better for each.
-RANKING_METRICS = ("swd", "fid", "kid")
 REAL_PREPROCESSING = "center crop, Pillow bilinear (antialiased) to the model resolution, uint8"
 FAKE_QUANTIZATION = "uint8 (round((x + 1) * 127.5))"
 CACHE_ENV_VARIABLE = "JAXGAN_CACHE_DIR"
 
-
-class EvaluationError(JaxganError):
-  """Invalid evaluation request: unknown metric, too few images."""
-
-
-def parse_metrics(text: str) -> list[str]:
-  """Parses "swd,diversity" into a list of metric names; raises EvaluationError if unknown."""
-  names = [name.strip() for name in str(text).split(",") if name.strip()]
-  unknown = [name for name in names if name not in METRICS]
-  if unknown or not names:
-    raise EvaluationError(
-        f"Invalid metrics {text!r}: each must be one of {', '.join(METRICS)}, separated by "
-        "commas, for example swd,diversity.")
-  return list(dict.fromkeys(names))
+# Defined in metric_names, which imports no JAX, for the config checks.
+METRICS = metric_names.METRICS
+INCEPTION_METRICS = metric_names.INCEPTION_METRICS
+RANKING_METRICS = metric_names.RANKING_METRICS
+EvaluationError = metric_names.EvaluationError
+parse_metrics = metric_names.parse_metrics
 
 
 @dataclasses.dataclass(frozen=True)
 class RealImages:
-  """Real images [N, S, S, 3] uint8, where they came from, and a fingerprint of that source."""
+  """Real images [N, S, S, 3] uint8, where they came from, and a fingerprint of that source.
+
+  For a conditional run, `labels` (int32 [N]) are the class indices of the images and
+  `class_names` the class folder names in label order. For other runs they are None and ().
+  """
 
   images: np.ndarray
   source_name: str
   fingerprint: str
+  labels: np.ndarray | None = None
+  class_names: tuple[str, ...] = ()
 
 
-def _file_stats(directory: str, exclude_ids: list[str]) -> list[list]:
+def _is_conditional(config: ml_collections.ConfigDict) -> bool:
+  return bool(config.model.get("num_classes", 0))
+
+
+def _file_stats(directory: str, exclude_ids: list[str], prefix: str = "") -> list[list]:
   paths, _ = images_lib.list_image_files(directory, exclude_ids)
   stats = []
   for path in paths:
     status = path.stat()
-    stats.append([path.name, status.st_size, status.st_mtime_ns])
+    stats.append([prefix + path.name, status.st_size, status.st_mtime_ns])
+  return stats
+
+
+def _class_folder_stats(root: str) -> list[list]:
+  stats = []
+  for name in labeled.list_classes(root):
+    stats += _file_stats(os.path.join(root, name), [], prefix=f"{name}/")
   return stats
 
 
@@ -82,13 +90,17 @@ def _exclude_ids(data: ml_collections.ConfigDict) -> list[str]:
 def data_fingerprint(config: ml_collections.ConfigDict, indices: np.ndarray) -> str:
   """Returns a SHA-256 of what decides the real pixels: files, selection, resolution, resizing.
 
-  For the "folder" source the name, size and mtime of each file are read from disk, so a
-  changed, added or removed file changes the fingerprint. Other sources use their config.
+  For the "folder" source the name, size and mtime of each file (in each class subfolder, for a
+  conditional run) are read from disk, so a changed, added or removed file changes the
+  fingerprint. Other sources use their config.
   """
   data = config.data
-  if data.source == "folder":
-    origin: Any = {"folder": os.path.abspath(data.dir),
-                   "files": _file_stats(data.dir, _exclude_ids(data))}
+  if data.source == "folder" and _is_conditional(config):
+    origin: Any = {"class_folders": os.path.abspath(data.dir),
+                   "files": _class_folder_stats(data.dir)}
+  elif data.source == "folder":
+    origin = {"folder": os.path.abspath(data.dir),
+              "files": _file_stats(data.dir, _exclude_ids(data))}
   else:
     origin = {"source": data.source, "seed": config.seed,
               "num_generated": data.get("num_generated"),
@@ -99,7 +111,10 @@ def data_fingerprint(config: ml_collections.ConfigDict, indices: np.ndarray) -> 
 
 
 def folder_config(config: ml_collections.ConfigDict, directory: str) -> ml_collections.ConfigDict:
-  """Returns a copy of `config` whose data are all images of `directory`, at the same size."""
+  """Returns a copy of `config` whose data are all images of `directory`, at the same size.
+
+  For a conditional run, `directory` must contain one subfolder per class of the run.
+  """
   copy = ml_collections.ConfigDict(config.to_dict())
   copy.data.source = "folder"
   copy.data.dir = directory
@@ -108,25 +123,61 @@ def folder_config(config: ml_collections.ConfigDict, directory: str) -> ml_colle
   return copy
 
 
+def _make_labeled_source(config: ml_collections.ConfigDict) -> labeled.LabeledSource:
+  """Reads the class folders of config.data.dir, raising DataError if their names differ from
+  the run's data.class_names."""
+  source = labeled.make_source(config.data.dir, config.data.image_size,
+                               num_threads=config.data.get("num_threads", 0))
+  expected = [name.strip() for name in str(config.data.get("class_names", "")).split(",")
+              if name.strip()]
+  if expected and list(source.class_names) != expected:
+    raise DataError(
+        f"The class folders of {config.data.dir} are {','.join(source.class_names)}, but the run "
+        f"was trained on {','.join(expected)}. Pass a folder with one subfolder per class of the "
+        "run, with the same names.")
+  return source
+
+
 def load_real_images(
     config: ml_collections.ConfigDict,
     max_images: int | None = None,
     seed: int = 0,
-    source: source_lib.ImageSource | None = None,
+    source: source_lib.ImageSource | labeled.LabeledSource | None = None,
 ) -> RealImages:
   """Reads up to `max_images` real images of the config's data source, chosen with `seed`.
 
   The images are those of `source` when given (the trainer's), else of a source made from
-  `config.data`; either way the fingerprint describes `config.data`.
+  `config.data`; either way the fingerprint describes `config.data`. A conditional run
+  (model.num_classes > 0) reads every class subfolder of data.dir, with its labels.
+
+  Raises:
+    DataError: for missing or unreadable images, or class folders that are not the run's.
   """
-  if source is None:
+  if source is None and _is_conditional(config):
+    source = _make_labeled_source(config)
+  elif source is None:
     one_image = ml_collections.ConfigDict(config.to_dict())
     one_image.data.batch_size = 1
     source = pipeline.make_source(one_image)
   count = source.num_images if max_images is None else min(max_images, source.num_images)
   indices = np.sort(np.random.default_rng(seed).permutation(source.num_images)[:count])
+  fingerprint = data_fingerprint(config, indices)
+  if isinstance(source, labeled.LabeledSource):
+    return RealImages(images=source.images.read(indices), source_name=source.name,
+                      fingerprint=fingerprint, labels=source.labels[indices],
+                      class_names=source.class_names)
   return RealImages(images=source.read(indices), source_name=source.name,
-                    fingerprint=data_fingerprint(config, indices))
+                    fingerprint=fingerprint)
+
+
+def class_subset(reals: RealImages, label: int) -> RealImages:
+  """Returns the real images of class `label`, with a fingerprint that names the class."""
+  name = reals.class_names[label]
+  keep = reals.labels == label
+  fingerprint = hashlib.sha256(f"{reals.fingerprint}/{name}".encode()).hexdigest()
+  return RealImages(images=reals.images[keep], source_name=f"{reals.source_name}, class {name}",
+                    fingerprint=fingerprint, labels=reals.labels[keep],
+                    class_names=reals.class_names)
 
 
 def _cache_directory(cache_dir: str | None) -> str:
@@ -265,6 +316,37 @@ class Evaluator:
       }
       records.append(results.make_record(metric, value, settings, details))
     return records
+
+  def evaluate_per_class(self, fakes: np.ndarray, fake_labels: np.ndarray,
+                         base_settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Evaluates the fakes of each class against the reals of that class.
+
+    Returns, per metric, one entry per class in label order: {"class", "label", "value",
+    "num_real", "num_fake", "real_fingerprint"}. Raises EvaluationError when the reals have no
+    labels or a class has fewer than 2 fake or real images.
+    """
+    if self.reals.labels is None:
+      raise EvaluationError(
+          "Per-class metrics need a conditional run: the real images have no class labels.")
+    extractor = (self.extractor, self.weights_sha256) if self.extractor is not None else None
+    per_class: dict[str, list[dict[str, Any]]] = {metric: [] for metric in self.metrics}
+    for label, name in enumerate(self.reals.class_names):
+      reals = class_subset(self.reals, label)
+      evaluator = Evaluator(
+          self.metrics, reals, seed=self.seed, cache_dir=self.cache_dir,
+          kid_subset_size=self.kid_subset_size, kid_subsets=self.kid_subsets,
+          extractor=extractor)
+      try:
+        records = evaluator.evaluate(fakes[np.asarray(fake_labels) == label], base_settings)
+      except EvaluationError as error:
+        raise EvaluationError(f"Class {name}: {error}") from error
+      for record in records:
+        per_class[record["metric"]].append({
+            "class": name, "label": label, "value": record["value"],
+            "num_real": record["settings"]["num_real"],
+            "num_fake": record["settings"]["num_fake"],
+            "real_fingerprint": reals.fingerprint})
+    return per_class
 
   def _compute(self, metric, fakes, reals, paired):
     """Returns (value, details, num_real, num_fake) of one metric."""

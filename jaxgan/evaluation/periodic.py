@@ -19,6 +19,7 @@ from absl import logging
 
 from jaxgan import config_lib
 from jaxgan.errors import ConfigError
+from jaxgan.evaluation import metric_names
 
 _HISTORY_FILE = "history.json"
 _BEST_FILE = "best.json"
@@ -32,20 +33,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the eval.* fields; a config without an `eval` section has evaluation off."""
   if "eval" not in config:
     return
-  from jaxgan.evaluation import evaluator  # pylint: disable=g-import-not-at-top
-
   config_lib.check_number(config, "eval.every_epochs", low=0, integer=True)
   config_lib.check_number(config, "eval.num_images", low=2, integer=True)
   config_lib.check_number(config, "eval.seed", low=0, high=2**31 - 1, integer=True)
   try:
-    metrics = evaluator.parse_metrics(config.eval.metrics)
-  except evaluator.EvaluationError as error:
+    metrics = metric_names.parse_metrics(config.eval.metrics)
+  except metric_names.EvaluationError as error:
     raise ConfigError(
         f"Invalid config value eval.metrics={config.eval.metrics!r}: {error} Pass "
         "--config.eval.metrics=swd,diversity.") from None
   best = config.eval.best_metric
   if best:
-    config_lib.check_choice(config, "eval.best_metric", ("",) + evaluator.RANKING_METRICS)
+    config_lib.check_choice(config, "eval.best_metric", ("",) + metric_names.RANKING_METRICS)
     if best not in metrics:
       raise ConfigError(
           f"Invalid config value eval.best_metric={best!r}: it must be one of eval.metrics "
@@ -81,6 +80,7 @@ class PeriodicEvaluation:
 
     config = trainer.config
     self.config = config
+    self.family = trainer.family
     self.every_epochs = config.eval.every_epochs
     self.best_metric = config.eval.best_metric
     self.is_writer = jax.process_index() == 0
@@ -96,7 +96,7 @@ class PeriodicEvaluation:
     latent_config = ml_collections.ConfigDict(config.to_dict())
     latent_config.seed = config.eval.seed
     self.latents = jax.device_put(
-        trainer.family.fixed_latents(latent_config, len(reals.images)),
+        trainer.family.evaluation_latents(latent_config, len(reals.images)),
         parallel.replicated(trainer.mesh))
 
     # This runs after the first epoch since the start. A run resumed from a checkpoint older
@@ -115,7 +115,8 @@ class PeriodicEvaluation:
     return {"workdir": trainer.workdir, "step": trainer.step, "epoch": trainer.meta.epoch,
             "checkpoint_kind": "training", "family": self.config.model.family,
             "arch": self.config.model.get("arch"), "seed": self.config.eval.seed,
-            "batchnorm_mode": runs.BATCHNORM_MODE, "ema": False, "truncation": None}
+            "batchnorm_mode": runs.BATCHNORM_MODE,
+            **runs.sampling_settings(self.family, self.config)}
 
   def after_epoch(self, trainer) -> None:
     """Evaluates when the finished epoch is due, then logs, records and keeps the best."""

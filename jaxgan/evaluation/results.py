@@ -31,7 +31,7 @@ COMPARED_SETTINGS = (
 )
 # Recorded for reference; they may differ between compared results.
 RECORDED_SETTINGS = ("workdir", "step", "epoch", "checkpoint_kind", "real_source", "family",
-                     "arch")
+                     "arch", "weights")
 
 
 class SettingsMismatchError(JaxganError):

@@ -138,11 +138,58 @@ def load_run(workdir: str, step: str | int | None = None) -> Run:
              epoch=meta.epoch, checkpoint_kind="best" if best else "regular")
 
 
-def latents(run: Run, num: int, seed: int) -> jax.Array:
-  """Returns `num` latents from the family's `fixed_latents` with config.seed set to `seed`."""
+def has_ema(config: ml_collections.ConfigDict) -> bool:
+  """Returns whether the run keeps a moving average (EMA) of G: its config has sample.weights."""
+  return "weights" in (config.get("sample") or {})
+
+
+def check_sampling_options(config: ml_collections.ConfigDict, weights: str | None = None,
+                           truncation: float | None = None) -> None:
+  """Raises RunError for a weights or truncation request that the run's family cannot apply.
+
+  A family has a moving average (EMA) of G when its config has sample.weights. It supports
+  truncation when its config has sample.truncation (applied when the latents are drawn) or when
+  its `Family` defines `truncate(state, latents, truncation) -> latents`.
+  """
+  name = config.model.family
+  sample = config.get("sample") or {}
+  if weights is not None and not has_ema(config):
+    raise RunError(
+        f"The {name} family keeps no moving average (EMA) of the generator, so there is only one "
+        f"set of weights. Remove --weights={weights}.")
+  has_truncate = getattr(families.get(name), "truncate", None) is not None
+  if truncation is not None and "truncation" not in sample and not has_truncate:
+    raise RunError(
+        f"The {name} family has no truncation: its generator takes the latents as drawn. "
+        "Remove --truncation.")
+
+
+def with_sampling_options(run: Run, weights: str | None = None,
+                          truncation: float | None = None) -> Run:
+  """Returns `run` with config.sample.weights and config.sample.truncation replaced when given.
+
+  Raises RunError as `check_sampling_options` does, and ConfigError for values the family rejects.
+  NOTE: a family's `truncate` hook is not applied here, because it acts on drawn latents
+  (jaxgan.sample applies it). jaxgan.evaluate therefore truncates only through the config.
+  """
+  check_sampling_options(run.config, weights, truncation)
+  if weights is None and truncation is None:
+    return run
+  config = ml_collections.ConfigDict(run.config.to_dict())
+  if weights is not None:
+    config.sample.weights = weights
+  if truncation is not None and "truncation" in config.get("sample", {}):
+    config.sample.truncation = truncation
+  run.family.validate(config)
+  return dataclasses.replace(run, config=config)
+
+
+def latents(run: Run, num: int, seed: int) -> Any:
+  """Returns `num` images' generator inputs from the family's `evaluation_latents`, with
+  config.seed set to `seed`."""
   config = ml_collections.ConfigDict(run.config.to_dict())
   config.seed = seed
-  return run.family.fixed_latents(config, num)
+  return run.family.evaluation_latents(config, num)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -150,12 +197,37 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
   return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def _batch_of(latent_batch: Any, start: int, size: int) -> Any:
+  """Slices images [start, start + size) from every per-image leaf, padding a short batch by
+  repeating its first image; scalar leaves are kept whole."""
+
+  def take(leaf):
+    leaf = np.asarray(leaf)
+    if leaf.ndim == 0:
+      return leaf
+    part = leaf[start:start + size]
+    if len(part) < size:
+      part = np.concatenate([part, np.repeat(part[:1], size - len(part), axis=0)])
+    return part
+
+  return jax.tree.map(take, latent_batch)
+
+
+def count_images(latent_batch: Any) -> int:
+  """Returns the length of the leading axis of the per-image leaves of a latent pytree."""
+  lengths = {np.shape(leaf)[0] for leaf in jax.tree.leaves(latent_batch) if np.ndim(leaf)}
+  if len(lengths) != 1:
+    raise ValueError(f"latent leaves disagree on the number of images: {sorted(lengths)}")
+  return lengths.pop()
+
+
 class Sampler:
   """Runs a family's `generate` in fixed-size batches with one compiled function.
 
   The generator runs in inference mode (BatchNorm with running statistics), so an image
-  depends only on its latent, not on the batch it is drawn in. The last batch is padded by
-  repeating its first latent.
+  depends only on its latent, not on the batch it is drawn in. The latents may be one array or
+  any pytree whose leaves are per-image arrays [N, ...] or scalars shared by all images. The
+  last batch is padded by repeating its first image's latents.
   """
 
   def __init__(self, family: families.Family, state: Any, batch_size: int = 64):
@@ -163,16 +235,14 @@ class Sampler:
     self.state = state
     self._generate = jax.jit(family.generate)
 
-  def __call__(self, latent_batch: jax.Array) -> np.ndarray:
-    """Returns float32 images [N, S, S, 3] in [-1, 1] for latents [N, ...]."""
-    latent_batch = np.asarray(latent_batch)
+  def __call__(self, latent_batch: Any) -> np.ndarray:
+    """Returns float32 images [N, S, S, 3] in [-1, 1] for latents of N images."""
+    latent_batch = jax.tree.map(np.asarray, latent_batch)
+    total = count_images(latent_batch)
     outputs = []
-    for start in range(0, len(latent_batch), self.batch_size):
-      batch = latent_batch[start:start + self.batch_size]
-      count = len(batch)
-      if count < self.batch_size:
-        filler = np.repeat(batch[:1], self.batch_size - count, axis=0)
-        batch = np.concatenate([batch, filler])
+    for start in range(0, total, self.batch_size):
+      count = min(self.batch_size, total - start)
+      batch = _batch_of(latent_batch, start, self.batch_size)
       outputs.append(np.asarray(self._generate(self.state, batch))[:count])
     return np.concatenate(outputs)
 
@@ -188,8 +258,14 @@ def base_settings(run: Run, seed: int) -> dict[str, Any]:
       "arch": run.config.model.get("arch"),
       "seed": seed,
       "batchnorm_mode": BATCHNORM_MODE,
-      # NOTE: no family keeps an exponential moving average of G's weights yet; a family that
-      # adds one must record here which weights `generate` uses.
-      "ema": False,
-      "truncation": None,
+      **sampling_settings(run.family, run.config),
   }
+
+
+def sampling_settings(family: families.Family,
+                      config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Returns the weights behind the images ("ema" or "raw"), whether they are the EMA, and the
+  truncation (None for a family without one), from the family's `sample_info`."""
+  info = family.sample_info(config)
+  weights = info.get("weights", "raw")
+  return {"weights": weights, "ema": weights == "ema", "truncation": info.get("truncation")}

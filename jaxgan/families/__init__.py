@@ -3,23 +3,33 @@
 A family is a module `jaxgan.families.<name>` (selected by `config.model.family`) that defines a
 `Family` subclass instance named `FAMILY`. Adding a family means adding a module; the trainer,
 checkpointing, writers and input pipeline stay as they are.
+
+This package module imports no JAX, so that `validate_config` can check a config before JAX and
+TensorFlow are imported. A family whose checks need no JAX puts them in
+`jaxgan.config_checks.<name>`, and its `validate` calls that module.
 """
+
+from __future__ import annotations
 
 import abc
 import importlib
+import importlib.util
 import pkgutil
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxgan import config_lib
 from jaxgan.errors import ConfigError
+
+if TYPE_CHECKING:
+  import jax
 
 # (state, batch, key) -> (state, metrics). `batch` maps names to global arrays, for example
 # {"image": float32 [B, s, s, 3] in [-1, 1]}; metrics are scalar arrays.
-TrainStep = Callable[[Any, dict[str, jax.Array], jax.Array], tuple[Any, dict[str, jax.Array]]]
+TrainStep = Callable[
+    [Any, dict[str, "jax.Array"], "jax.Array"], tuple[Any, dict[str, "jax.Array"]]]
 
 
 class Family(abc.ABC):
@@ -90,6 +100,9 @@ class Family(abc.ABC):
   def batch_spec(
       self, config: ml_collections.ConfigDict, source: Any) -> dict[str, jax.ShapeDtypeStruct]:
     """Returns the global shape and dtype of each batch entry; all are split over devices."""
+    import jax  # pylint: disable=g-import-not-at-top,redefined-outer-name
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
     size = source.image_size
     return {"image": jax.ShapeDtypeStruct((config.data.batch_size, size, size, 3), jnp.float32)}
 
@@ -115,6 +128,14 @@ class Family(abc.ABC):
     `generate` unchanged.
     """
 
+  def evaluation_latents(self, config: ml_collections.ConfigDict, num: int) -> Any:
+    """Returns the generator inputs of `num` images for evaluation, derived from config.seed only.
+
+    Leaves with a leading axis of length `num` are per-image inputs, and scalar leaves apply to
+    every image. The default returns `fixed_latents(config, num)`.
+    """
+    return self.fixed_latents(config, num)
+
   @abc.abstractmethod
   def generate(self, state: Any, latents: Any) -> jax.Array:
     """Maps `fixed_latents` to images in [-1, 1] with the networks in inference mode (jit-able)."""
@@ -134,11 +155,32 @@ def available() -> list[str]:
   return sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
 
 
-def get(name: str) -> Family:
-  """Imports `jaxgan.families.<name>` and returns its FAMILY."""
+def _check_name(name: str) -> None:
   if name not in available():
     raise ConfigError(
         f"Invalid config value model.family={name!r}: must be one of {', '.join(available())}. "
         "Change it in the config file or pass --config.model.family=<name>.")
+
+
+def get(name: str) -> Family:
+  """Imports `jaxgan.families.<name>` and returns its FAMILY."""
+  _check_name(name)
   module = importlib.import_module(f"{__name__}.{name}")
   return module.FAMILY
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for an invalid value: first the shared keys, then the family's keys.
+
+  The checks of a family with a module `jaxgan.config_checks.<name>` (dcgan, cyclegan) run
+  without importing JAX or TensorFlow. Other families (biggan, sdpc) are imported for their
+  `validate`, which imports JAX.
+  """
+  name = config_lib.get(config, "model.family")
+  _check_name(name)
+  config_lib.validate_common(config)
+  checks_name = f"jaxgan.config_checks.{name}"
+  if importlib.util.find_spec(checks_name) is not None:
+    importlib.import_module(checks_name).validate(config)
+  else:
+    get(name).validate(config)

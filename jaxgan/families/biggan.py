@@ -366,20 +366,12 @@ class BigGANFamily(families.Family):
     _validate_model(config)
     _validate_training(config)
 
-  def _optimizers(self, config, steps_per_epoch):
-    schedules = [
-        optim.make_schedule(config.optim, kind, lr, steps_per_epoch, config.train.num_epochs)
-        for kind, lr in ((config.optim.schedule_g, config.optim.lr_g),
-                         (config.optim.schedule_d, config.optim.lr_d))]
-    transforms = [optim.make_optimizer(config.optim, schedule) for schedule in schedules]
-    return (*transforms, *schedules)
-
   def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> BigGANState:
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
     generator, discriminator = biggan_models.build(architecture(config), key)
     g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, _STATS)
     d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, _STATS)
-    tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
+    tx_g, tx_d, _, _ = optim.make_gan_optimizers(config, steps_per_epoch)
     return BigGANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, g_stats=g_stats,
         ema_params=jax.tree.map(jnp.copy, g_params), d_params=d_params, d_stats=d_stats,
@@ -387,10 +379,7 @@ class BigGANFamily(families.Family):
         g_graphdef=g_graphdef, d_graphdef=d_graphdef)
 
   def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int):
-    tx_g, tx_d, schedule_g, schedule_d = self._optimizers(config, steps_per_epoch)
-    return functools.partial(
-        train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
-        schedule_d=schedule_d)
+    return optim.bind_gan_optimizers(train_step, config, steps_per_epoch)
 
   def step_inputs(self, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
     """Returns the EMA decay and the orthogonal weight as float32 scalars."""
@@ -467,6 +456,23 @@ class BigGANFamily(families.Family):
       z = truncated_normal(key, (num, latent_dim), config.sample.truncation)
       labels = jnp.zeros((num,), jnp.int32)
     return {"z": z, "label": labels, "use_ema": jnp.asarray(config.sample.weights == "ema")}
+
+  def evaluation_latents(self, config: ml_collections.ConfigDict,
+                         num: int) -> dict[str, jax.Array]:
+    """Returns {"z", "label", "use_ema"} for `num` images, with the classes taking turns.
+
+    The images are those of a sample grid with enough columns, taken column by column, so that
+    class counts differ by at most one. As in the grid, images of one column share z.
+    """
+    rows = config.model.num_classes or 1
+    columns = -(-num // rows)
+    grid_config = ml_collections.ConfigDict(config.to_dict())
+    grid_config.sample.grid_rows = 1
+    grid_config.sample.grid_columns = columns
+    latents = self.fixed_latents(grid_config, rows * columns)
+    order = np.arange(rows * columns).reshape(rows, columns).T.ravel()[:num]
+    return {"z": latents["z"][order], "label": latents["label"][order],
+            "use_ema": latents["use_ema"]}
 
   def generate(self, state: BigGANState, latents: dict[str, jax.Array]) -> jax.Array:
     """Runs G in inference mode with the EMA or the raw weights, as latents["use_ema"] selects.

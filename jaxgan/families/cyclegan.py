@@ -16,13 +16,12 @@ from absl import logging
 from flax import nnx
 from flax import struct
 
-from jaxgan import config_lib
 from jaxgan import families
 from jaxgan import image_pool
 from jaxgan import losses
 from jaxgan import optim
+from jaxgan.config_checks import cyclegan as cyclegan_checks
 from jaxgan.data import unpaired
-from jaxgan.errors import ConfigError
 from jaxgan.models import cyclegan as cyclegan_models
 
 # Streams folded into the root key `jax.random.key(config.seed)`.
@@ -220,35 +219,7 @@ class CycleGANFamily(families.Family):
                       "d_b_loss")
 
   def validate(self, config: ml_collections.ConfigDict) -> None:
-    config_lib.check_choice(config, "model.arch", ("resnet_patchgan",))
-    config_lib.check_number(config, "model.width_g", low=1, integer=True)
-    config_lib.check_number(config, "model.width_d", low=1, integer=True)
-    config_lib.check_number(config, "model.num_blocks", low=0, integer=True)
-    size = config.data.image_size
-    if size % 4 or size < 32:
-      raise ConfigError(
-          f"Invalid config value data.image_size={size!r}: the ResNet generator halves the size "
-          "twice and the PatchGAN needs at least 32 pixels, so it must be a multiple of 4 and "
-          ">= 32 (for example 64, 128 or 256). Pass --config.data.image_size=<size>.")
-    config_lib.check_choice(config, "loss.adversarial", losses.ADVERSARIAL_LOSSES)
-    config_lib.check_number(config, "loss.cycle_weight", low=0)
-    config_lib.check_number(config, "loss.identity_weight", low=0)
-    config_lib.check_number(config, "loss.pool_size", low=0, integer=True)
-    config_lib.check_number(config, "train.grid_columns", low=1, integer=True)
-    config_lib.check_number(config, "monitor.min_change", low=0)
-    config_lib.check_number(config, "monitor.min_batch_std", low=0)
-    unpaired.validate(config)
-
-  def _optimizers(self, config, steps_per_epoch):
-    schedule_g = optim.make_schedule(
-        config.optim, config.optim.schedule_g, config.optim.lr_g, steps_per_epoch,
-        config.train.num_epochs)
-    schedule_d = optim.make_schedule(
-        config.optim, config.optim.schedule_d, config.optim.lr_d, steps_per_epoch,
-        config.train.num_epochs)
-    tx_g = optim.make_optimizer(config.optim, schedule_g)
-    tx_d = optim.make_optimizer(config.optim, schedule_d)
-    return tx_g, tx_d, schedule_g, schedule_d
+    cyclegan_checks.validate(config)
 
   def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> CycleGANState:
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
@@ -258,7 +229,7 @@ class CycleGANFamily(families.Family):
     _, f_params = nnx.split(f, nnx.Param)
     discriminator_graphdef, d_a_params = nnx.split(d_a, nnx.Param)
     _, d_b_params = nnx.split(d_b, nnx.Param)
-    tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
+    tx_g, tx_d, _, _ = optim.make_gan_optimizers(config, steps_per_epoch)
     size = config.data.image_size
     return CycleGANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, f_params=f_params,
@@ -270,10 +241,7 @@ class CycleGANFamily(families.Family):
         generator_graphdef=generator_graphdef, discriminator_graphdef=discriminator_graphdef)
 
   def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int):
-    tx_g, tx_d, schedule_g, schedule_d = self._optimizers(config, steps_per_epoch)
-    return functools.partial(
-        train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
-        schedule_d=schedule_d)
+    return optim.bind_gan_optimizers(train_step, config, steps_per_epoch)
 
   def make_source(self, config: ml_collections.ConfigDict) -> unpaired.UnpairedSource:
     return unpaired.make_source(config)

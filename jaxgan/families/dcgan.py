@@ -1,6 +1,5 @@
 """The DCGAN family: train state, pure train step and sampler for the models in models/dcgan.py."""
 
-import functools
 from typing import Any
 
 import jax
@@ -11,11 +10,10 @@ import optax
 from flax import nnx
 from flax import struct
 
-from jaxgan import config_lib
 from jaxgan import families
 from jaxgan import losses
 from jaxgan import optim
-from jaxgan.errors import ConfigError
+from jaxgan.config_checks import dcgan as dcgan_checks
 from jaxgan.models import dcgan as dcgan_models
 from jaxgan.models import sdpc_gan
 
@@ -65,16 +63,6 @@ def sample_latents(key: jax.Array, num: int, dim: int, distribution: str) -> jax
   if distribution == "uniform":
     return jax.random.uniform(key, (num, dim), minval=-1.0, maxval=1.0)
   raise ValueError(f"unknown latent distribution {distribution!r}")
-
-
-def _schedules(config: ml_collections.ConfigDict, steps_per_epoch: int):
-  schedule_g = optim.make_schedule(
-      config.optim, config.optim.schedule_g, config.optim.lr_g, steps_per_epoch,
-      config.train.num_epochs)
-  schedule_d = optim.make_schedule(
-      config.optim, config.optim.schedule_d, config.optim.lr_d, steps_per_epoch,
-      config.train.num_epochs)
-  return schedule_g, schedule_d
 
 
 def augment_real(
@@ -204,60 +192,8 @@ class DCGANFamily(families.Family):
   """DCGANs trained with BCE losses, one D update then one G update per batch."""
 
   def validate(self, config: ml_collections.ConfigDict) -> None:
-    config_lib.check_choice(
-        config, "model.arch",
-        sorted(dcgan_models.ARCHITECTURES) + list(sdpc_gan.FUSION_ARCHITECTURES))
-    if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES:
-      config_lib.check_number(config, "model.sdpc_sparsity_weight", low=0)
-      config_lib.check_number(config, "model.sdpc_unrolled_steps", low=1, integer=True)
-      if not config.model.sdpc_workdir:
-        raise ConfigError(
-            f"Missing config value model.sdpc_workdir: the {config.model.arch} architecture "
-            "decodes with pretrained SDPC dictionaries. Pass --config.model.sdpc_workdir=<workdir "
-            "of a run of configs/sdpc_simpsons.py at the same image size>.")
-    config_lib.check_number(config, "model.width", low=1, integer=True)
-    config_lib.check_number(config, "model.latent_dim", low=1, integer=True)
-    config_lib.check_choice(config, "model.latent_distribution", ("normal", "uniform"))
-    config_lib.check_number(config, "model.bn_epsilon", low=0, low_inclusive=False)
-    config_lib.check_choice(config, "model.init", ("glorot_normal", "truncated_normal"))
-    config_lib.check_choice(config, "model.dtype", ("float32", "bfloat16"))
-    if config.model.arch in sdpc_gan.FUSION_ARCHITECTURES and config.model.dtype != "float32":
-      raise ConfigError(
-          f"Invalid config value model.dtype={config.model.dtype!r}: the {config.model.arch} "
-          "architecture computes in float32 only. Pass --config.model.dtype=float32.")
+    dcgan_checks.validate(config)
 
-    size = config.data.image_size
-    if config.model.arch in dcgan_models.SIZE_MULTIPLE_16 and size % 16:
-      raise ConfigError(
-          f"Invalid config value data.image_size={size!r}: the {config.model.arch} architecture "
-          "doubles the size four times from size/16, so it needs a multiple of 16 (for example "
-          "32, 64 or 128). Pass --config.data.image_size=<size>.")
-    if size % 8 or size < 8:
-      raise ConfigError(
-          f"Invalid config value data.image_size={size!r}: the {config.model.arch} architecture "
-          "doubles the size three times from size/8, so it needs a multiple of 8 (for example 32, "
-          "64 or 128). Pass --config.data.image_size=<size>.")
-    config_lib.check_number(config, "loss.real_label_min", low=0, high=1)
-    config_lib.check_number(config, "loss.real_label_max", low=0, high=1)
-    if config.loss.real_label_min > config.loss.real_label_max:
-      raise ConfigError(
-          f"Invalid config values loss.real_label_min={config.loss.real_label_min} and "
-          f"loss.real_label_max={config.loss.real_label_max}: the minimum must not exceed the "
-          "maximum.")
-    config_lib.check_choice(config, "loss.d_reduction", ("sum", "mean"))
-
-    config_lib.check_number(config, "loss.g_threshold", low=0, high=1)
-    config_lib.check_number(config, "loss.real_noise_max", low=0)
-    if not isinstance(config_lib.get(config, "data.random_flip"), bool):
-      raise ConfigError(
-          f"Invalid config value data.random_flip={config.data.random_flip!r}: must be True or "
-          "False. Change it in the config file or pass --config.data.random_flip=<value>.")
-
-  def _optimizers(self, config, steps_per_epoch):
-    schedule_g, schedule_d = _schedules(config, steps_per_epoch)
-    tx_g = optim.make_optimizer(config.optim, schedule_g)
-    tx_d = optim.make_optimizer(config.optim, schedule_d)
-    return tx_g, tx_d, schedule_g, schedule_d
 
   def init_state(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> DCGANState:
     key = jax.random.fold_in(jax.random.key(config.seed), _INIT_STREAM)
@@ -270,17 +206,14 @@ class DCGANFamily(families.Family):
           dtype=config.model.dtype)
     g_graphdef, g_params, g_stats = nnx.split(generator, nnx.Param, nnx.BatchStat)
     d_graphdef, d_params, d_stats = nnx.split(discriminator, nnx.Param, nnx.BatchStat)
-    tx_g, tx_d, _, _ = self._optimizers(config, steps_per_epoch)
+    tx_g, tx_d, _, _ = optim.make_gan_optimizers(config, steps_per_epoch)
     return DCGANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, g_stats=g_stats, d_params=d_params,
         d_stats=d_stats, g_opt_state=tx_g.init(g_params), d_opt_state=tx_d.init(d_params),
         g_graphdef=g_graphdef, d_graphdef=d_graphdef)
 
   def make_train_step(self, config: ml_collections.ConfigDict, steps_per_epoch: int):
-    tx_g, tx_d, schedule_g, schedule_d = self._optimizers(config, steps_per_epoch)
-    return functools.partial(
-        train_step, config=config, tx_g=tx_g, tx_d=tx_d, schedule_g=schedule_g,
-        schedule_d=schedule_d)
+    return optim.bind_gan_optimizers(train_step, config, steps_per_epoch)
 
   def step_inputs(self, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
     """Returns {"g_threshold": float32 scalar} from config.loss.g_threshold.

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgan.config_checks import dcgan as dcgan_checks
 from jaxgan.models import layers
 
 LEAKY_SLOPE = 0.2
@@ -48,7 +49,36 @@ def batch_norm(
   return nnx.BatchNorm(num_features, momentum=0.9, epsilon=epsilon, dtype=dtype, rngs=rngs)
 
 
-class W7Generator(nnx.Module):
+class _Generator(nnx.Module):
+  """Forward pass of the generators: a dense layer to a start_size x start_size x start_channels
+  grid, upsampling blocks (transposed conv, BatchNorm, LeakyReLU), then to_rgb and tanh.
+
+  Subclasses create dense, start_size, start_channels, up_convs, up_norms and to_rgb.
+  """
+
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    x = nnx.leaky_relu(self.dense(z), LEAKY_SLOPE)
+    x = x.reshape(z.shape[0], self.start_size, self.start_size, self.start_channels)
+    for conv, norm in zip(self.up_convs, self.up_norms):
+      x = nnx.leaky_relu(norm(conv(x), use_running_average=not train), LEAKY_SLOPE)
+    return jnp.tanh(self.to_rgb(x)).astype(jnp.float32)
+
+
+class _Discriminator(nnx.Module):
+  """Logits of the discriminators: `dense` on the flattened output of the last block of the
+  subclass's `features`."""
+
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = self.features(x, train=train)[-1]
+    return self.dense(x.reshape(x.shape[0], -1))[:, 0].astype(jnp.float32)
+
+
+def _logit_layer(num_inputs: int, kernel_init, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.Linear:
+  return nnx.Linear(num_inputs, 1, kernel_init=kernel_init, bias_init=nnx.initializers.zeros,
+                    dtype=dtype, rngs=rngs)
+
+
+class W7Generator(_Generator):
   """The w7 generator: z [B, latent_dim] -> images [B, s, s, 3] in (-1, 1)."""
 
   def __init__(
@@ -70,15 +100,8 @@ class W7Generator(nnx.Module):
     self.up_norms = nnx.List([batch_norm(c, bn_epsilon, rngs, dtype) for c in channels[1:]])
     self.to_rgb = layers.Conv(width, 3, 3, 1, 1, kernel_init=init, dtype=dtype, rngs=rngs)
 
-  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
-    x = nnx.leaky_relu(self.dense(z), LEAKY_SLOPE)
-    x = x.reshape(z.shape[0], self.start_size, self.start_size, self.start_channels)
-    for conv, norm in zip(self.up_convs, self.up_norms):
-      x = nnx.leaky_relu(norm(conv(x), use_running_average=not train), LEAKY_SLOPE)
-    return jnp.tanh(self.to_rgb(x)).astype(jnp.float32)
 
-
-class W7Discriminator(nnx.Module):
+class W7Discriminator(_Discriminator):
   """The w7 discriminator: images [B, s, s, 3] -> logits [B]."""
 
   # (channels as a multiple of the width, stride, padding, BatchNorm) per block; kernels are 4x4.
@@ -100,10 +123,7 @@ class W7Discriminator(nnx.Module):
       c_in = c_out
     self.convs = nnx.List(convs)
     self.norms = nnx.List(norms)
-    final_size = image_size // 8
-    self.dense = nnx.Linear(
-        c_in * final_size**2, 1, kernel_init=kernel_init, bias_init=nnx.initializers.zeros,
-        dtype=dtype, rngs=rngs)
+    self.dense = _logit_layer(c_in * (image_size // 8)**2, kernel_init, dtype, rngs)
 
   def features(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
     """Returns the output of every block, for shape checks and feature-based analysis."""
@@ -115,17 +135,13 @@ class W7Discriminator(nnx.Module):
       outputs.append(x)
     return outputs
 
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = self.features(x, train=train)[-1]
-    return self.dense(x.reshape(x.shape[0], -1))[:, 0].astype(jnp.float32)
-
 
 def _check_multiple_of_16(arch: str, image_size: int) -> None:
   if image_size % 16:
     raise ValueError(f"{arch} needs an image size that is a multiple of 16, got {image_size}")
 
 
-class ReproductGenerator(nnx.Module):
+class ReproductGenerator(_Generator):
   """The reproduct generator: z [B, latent_dim] -> images [B, s, s, 3] in (-1, 1).
 
   Class attributes set the variant: the kernel, padding and output_padding of the four upsampling
@@ -160,13 +176,6 @@ class ReproductGenerator(nnx.Module):
     else:
       self.to_rgb = layers.Conv(width, 3, 3, 1, 1, kernel_init=kernel_init, dtype=dtype, rngs=rngs)
 
-  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
-    x = nnx.leaky_relu(self.dense(z), LEAKY_SLOPE)
-    x = x.reshape(z.shape[0], self.start_size, self.start_size, self.start_channels)
-    for conv, norm in zip(self.up_convs, self.up_norms):
-      x = nnx.leaky_relu(norm(conv(x), use_running_average=not train), LEAKY_SLOPE)
-    return jnp.tanh(self.to_rgb(x)).astype(jnp.float32)
-
 
 class Reproduct4Generator(ReproductGenerator):
   """The reproduct4 generator: 4x4 transposed convs (stride 2, padding 1), then a 3x3 conv."""
@@ -176,7 +185,7 @@ class Reproduct4Generator(ReproductGenerator):
   FINAL_TRANSPOSED = False
 
 
-class ReproductDiscriminator(nnx.Module):
+class ReproductDiscriminator(_Discriminator):
   """The reproduct discriminator: images [B, s, s, 3] -> logits [B].
 
   Every block is conv -> BatchNorm -> LeakyReLU, the first one included.
@@ -201,10 +210,7 @@ class ReproductDiscriminator(nnx.Module):
       c_in = c_out
     self.convs = nnx.List(convs)
     self.norms = nnx.List(norms)
-    final_size = image_size // 16
-    self.dense = nnx.Linear(
-        c_in * final_size**2, 1, kernel_init=kernel_init, bias_init=nnx.initializers.zeros,
-        dtype=dtype, rngs=rngs)
+    self.dense = _logit_layer(c_in * (image_size // 16)**2, kernel_init, dtype, rngs)
 
   def features(self, x: jax.Array, *, train: bool) -> list[jax.Array]:
     """Returns the output of every block, for shape checks and feature-based analysis."""
@@ -213,10 +219,6 @@ class ReproductDiscriminator(nnx.Module):
       x = nnx.leaky_relu(norm(conv(x), use_running_average=not train), LEAKY_SLOPE)
       outputs.append(x)
     return outputs
-
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = self.features(x, train=train)[-1]
-    return self.dense(x.reshape(x.shape[0], -1))[:, 0].astype(jnp.float32)
 
 
 class Reproduct4Discriminator(ReproductDiscriminator):
@@ -236,8 +238,8 @@ ARCHITECTURES = {
 }
 
 # Architectures whose image size must be a multiple of 16 (four stride-2 stages); the others need
-# a multiple of 8.
-SIZE_MULTIPLE_16 = ("reproduct", "reproduct4")
+# a multiple of 8. Defined with the config checks, which run before JAX is imported.
+SIZE_MULTIPLE_16 = dcgan_checks.SIZE_MULTIPLE_16
 
 
 def build(

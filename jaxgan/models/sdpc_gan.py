@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgan import checkpoint
+from jaxgan.config_checks import dcgan as dcgan_checks
 from jaxgan.errors import ConfigError
 from jaxgan.models import dcgan as dcgan_models
 from jaxgan.models import layers
@@ -199,7 +200,7 @@ class SDPCDiscriminator(nnx.Module):
     return self.dense(h.reshape(h.shape[0], -1))[:, 0]
 
 
-FUSION_ARCHITECTURES = ("sdpc_generator", "sdpc_discriminator")
+FUSION_ARCHITECTURES = dcgan_checks.FUSION_ARCHITECTURES
 
 
 def build(config: ml_collections.ConfigDict, key: jax.Array):

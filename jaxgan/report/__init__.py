@@ -345,8 +345,10 @@ def _analysis_section(runs: Sequence[Run], out_dir: pathlib.Path) -> list[doc.Bl
 
 
 def _analysis_images(run: Run, out_dir: pathlib.Path, suffix: str) -> list[doc.Block]:
-  """Copies the run's analysis/ files with `suffix` (at most MAX_ANALYSIS_IMAGES) into the
-  report; returns their image blocks and a line counting those left out, or [] if none."""
+  """Copies the run's analysis/ files with `suffix` (at most MAX_ANALYSIS_IMAGES) into the report.
+
+  Returns their image blocks and a line that counts the files left out, or [] if there are none.
+  """
   files = [path for path in run.analysis_files if path.suffix.lower() == suffix]
   blocks: list[doc.Block] = []
   for file in files[:MAX_ANALYSIS_IMAGES]:

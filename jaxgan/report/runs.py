@@ -28,7 +28,7 @@ class WorkdirError(JaxganError):
 
 @dataclasses.dataclass
 class Run:
-  """What the report shows of one workdir.
+  """The parts of one workdir that the report shows.
 
   Attributes:
     path: the workdir, absolute.
