@@ -23,7 +23,6 @@ from jaxgan.data import labeled
 from jaxgan.data import pipeline
 from jaxgan.data import source as source_lib
 from jaxgan.errors import DataError
-from jaxgan.errors import JaxganError
 from jaxgan.evaluation import diversity
 from jaxgan.evaluation import feature_distances
 from jaxgan.evaluation import inception
