@@ -192,14 +192,16 @@ def infer_unrolled(
   """Runs exactly `steps` FISTA iterations from zero codes and returns the codes; differentiable.
 
   Unlike `infer`, which stops early in a `lax.while_loop` that reverse-mode differentiation
-  cannot go through, this is a `lax.scan` with each iteration rematerialised in the backward
-  pass, so gradients flow to the image (and the dictionaries) at the memory cost of one
-  iteration's codes per step.
+  cannot go through, the iterations are unrolled, each rematerialised in the backward pass, so
+  gradients flow to the image (and the dictionaries) at the memory cost of one iteration's codes
+  per step. They are unrolled in Python rather than in a `lax.scan`: inside a loop body XLA:CPU
+  (jaxlib 0.10.2) leaves convolution gradients in layouts that run below 1 GFLOP/s, the cause
+  of a 14x slower BigGAN step that `families/biggan.py` describes.
   """
   codes = zero_codes(image.shape[0], layers, image.dtype)
 
   @jax.checkpoint
-  def iteration(carry, _):
+  def iteration(carry):
     old_codes, points, t = carry
     new_codes = list(old_codes)
     for index in range(len(layers)):
@@ -209,8 +211,9 @@ def infer_unrolled(
     t_next = (1.0 + jnp.sqrt(1.0 + 4.0 * t**2)) / 2.0
     momentum = (t - 1.0) / t_next
     points = tuple(new + momentum * (new - old) for new, old in zip(new_codes, old_codes))
-    return (tuple(new_codes), points, t_next), None
+    return tuple(new_codes), points, t_next
 
-  initial = (codes, codes, jnp.ones((), image.dtype))
-  (codes, _, _), _ = jax.lax.scan(iteration, initial, None, length=steps)
-  return codes
+  carry = (codes, codes, jnp.ones((), image.dtype))
+  for _ in range(steps):
+    carry = iteration(carry)
+  return carry[0]
