@@ -115,6 +115,7 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
         "Missing config value data.dir: the 'folder' source needs a folder of PNG or JPEG images. "
         "Pass --config.data.dir=<folder>, or --config.data.source=generated to train on the "
         "built-in generated faces.")
+  check_source_reads_dir(config, "data")
   check_number(config, "data.image_size", low=8, high=4096, integer=True)
   check_number(config, "data.batch_size", low=1, integer=True)
   check_number(config, "data.cache_max_gib", low=0)
@@ -142,6 +143,20 @@ def validate_common(config: ml_collections.ConfigDict) -> None:
   from jaxgan.evaluation import periodic  # pylint: disable=g-import-not-at-top
 
   periodic.validate(config)
+
+
+def check_source_reads_dir(config: ml_collections.ConfigDict, data_key: str) -> None:
+  """Raises ConfigError when `<data_key>.dir` is set for a source that ignores it.
+
+  Only the "folder" source reads the dir key: "generated" draws faces and "tfds" reads
+  tfds_data_dir, so a dir set with either would train silently on other images.
+  """
+  data = config[data_key]
+  if data.source != "folder" and data.get("dir"):
+    raise ConfigError(
+        f"{data_key}.dir={data.dir} is set but {data_key}.source is {data.source!r}, which "
+        f"ignores it; pass --config.{data_key}.source=folder to train on that folder, or drop "
+        f"{data_key}.dir.")
 
 
 def validate_gan_optimizers(config: ml_collections.ConfigDict) -> None:

@@ -167,6 +167,27 @@ def test_validate_rejects_folder_without_dir():
   assert "'folder'" in str(error.value)
 
 
+@pytest.mark.parametrize("source", ["generated", "tfds"])
+def test_validate_rejects_dir_unused_by_source(source):
+  config = dcgan_config.get_config()
+  config.data.source = source
+  config.data.dir = "/some/folder"
+
+  with pytest.raises(ConfigError) as error:
+    _validate(config)
+
+  assert f"data.dir=/some/folder is set but data.source is '{source}'" in str(error.value)
+  assert "--config.data.source=folder" in str(error.value)
+
+
+def test_validate_rejects_data_b_dir_with_generated_source():
+  config = config_lib.load_config_file(_REPO / "configs" / "cyclegan_face2simpsons.py", "tiny")
+  config.data_b.dir = "/some/folder"
+
+  with pytest.raises(ConfigError, match="data_b.dir=/some/folder is set but data_b.source"):
+    families.validate_config(config)
+
+
 def test_validate_rejects_label_min_above_max():
   config = dcgan_config.get_config()
   config.loss.real_label_min = 0.95

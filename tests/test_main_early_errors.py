@@ -57,7 +57,10 @@ def _empty_folder(tmp_path: Path) -> str:
      "Invalid config value optim.lr_g=-1.0: must be a number in (0, 10]"),
     (lambda tmp_path: ["--config.model.arch=w9"],
      "Invalid config value model.arch='w9'"),
-], ids=["missing_folder", "folder_without_images", "negative_lr", "unknown_arch"])
+    (lambda tmp_path: [f"--config.data.dir={tmp_path}"],
+     "is set but data.source is 'generated', which ignores it"),
+], ids=["missing_folder", "folder_without_images", "negative_lr", "unknown_arch",
+        "dir_with_generated_source"])
 def test_bad_input_fails_before_jax(tmp_path, make_overrides, expected):
   workdir = tmp_path / "run"
   overrides = make_overrides(tmp_path)

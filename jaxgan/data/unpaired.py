@@ -90,6 +90,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(
           f"Missing config value {data_key}.dir: the 'folder' source of domain {domain.upper()} "
           f"needs a folder of PNG or JPEG images. Pass --config.{data_key}.dir=<folder>.")
+    config_lib.check_source_reads_dir(config, data_key)
     if data.min_age and data.source != "folder":
       raise ConfigError(
           f"Invalid config value {data_key}.min_age={data.min_age}: the age filter reads "
