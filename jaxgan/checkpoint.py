@@ -33,8 +33,11 @@ class Meta:
       them once ring_epochs newer checkpoints exist, unless they are pinned. The other
       checkpoints count towards keep_checkpoints.
     pinned_steps: steps of checkpoints that a monitor event pinned; retention never deletes them.
+    epoch_totals: running totals of the unfinished epoch at a mid-epoch stop, so that the resumed
+      epoch's means and wall time cover all its batches: {"sums": {metric: sum}, "counts":
+      {metric: number of steps}, "seconds": wall time so far}. Empty at an epoch's end.
 
-  The last five fields have defaults so that checkpoints written before they existed restore.
+  The last six fields have defaults so that checkpoints written before they existed restore.
   """
 
   epoch: int
@@ -48,6 +51,7 @@ class Meta:
   monitor: dict[str, Any] = dataclasses.field(default_factory=dict)
   ring_steps: list[int] = dataclasses.field(default_factory=list)
   pinned_steps: list[int] = dataclasses.field(default_factory=list)
+  epoch_totals: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -408,6 +408,7 @@ class Trainer:
         if meta.batch_in_epoch < self.steps_per_epoch:
           # Stopped inside the epoch: save the position reached and leave the epoch unfinished.
           self._check_finite(epoch_totals)
+          meta.epoch_totals = self._totals_to_meta(epoch_totals)
           self._save("stop requested", ring_only=True)
           logging.info("Stopped at step %d, %d batch(es) into epoch %d; run the same command to "
                        "resume.", self.step, meta.batch_in_epoch, meta.epoch + 1)
@@ -437,12 +438,14 @@ class Trainer:
     """
     meta, config = self.meta, self.config
     if meta.batch_in_epoch:
-      # NOTE: after a mid-epoch stop, the epoch means cover only the batches run since the
-      # resume, and the epoch's wall time only the time since then.
       logging.info("Skipping the %d batches of epoch %d that ran before the stop.",
                    meta.batch_in_epoch, meta.epoch + 1)
     self.epoch_start = time.perf_counter()
     window, epoch_totals = self._empty_metrics(), self._empty_metrics()
+    if meta.batch_in_epoch and meta.epoch_totals:
+      epoch_totals = self._totals_from_meta(meta.epoch_totals)
+      self.epoch_start -= meta.epoch_totals["seconds"]
+    meta.epoch_totals = {}
     # Step windows end at global steps divisible by monitor.window_steps. The partial window
     # before a resume is not saved, so the first window after it is shorter and is skipped.
     monitor_window = self._empty_metrics()
@@ -478,6 +481,31 @@ class Trainer:
         break
       wait_start = time.perf_counter()
     return epoch_totals
+
+  def _totals_to_meta(self, epoch_totals) -> dict[str, Any]:
+    """Returns the running epoch totals and elapsed epoch time in the JSON form of Meta."""
+    metrics = {name: metric for name, metric in vars(jax.device_get(epoch_totals)).items()
+               if isinstance(metric, clu_metrics.Average)}
+    return {"sums": {name: float(metric.total) for name, metric in metrics.items()},
+            "counts": {name: int(metric.count) for name, metric in metrics.items()},
+            "seconds": time.perf_counter() - self.epoch_start}
+
+  def _totals_from_meta(self, saved: dict[str, Any]):
+    """Rebuilds the running epoch totals that `_totals_to_meta` stored, with the same dtypes."""
+    empty = self.collection.empty()
+    averages = {name: metric for name, metric in vars(empty).items()
+                if isinstance(metric, clu_metrics.Average)}
+    names = set(averages)
+    if set(saved["sums"]) != names:
+      logging.warning("The checkpoint's epoch totals have metrics %s, but the run has %s; epoch "
+                      "%d's means cover only the batches after the resume.",
+                      sorted(saved["sums"]), sorted(names), self.meta.epoch + 1)
+      return self._empty_metrics()
+    metrics = {
+        name: metric.replace(total=np.asarray(saved["sums"][name], metric.total.dtype),
+                             count=np.asarray(saved["counts"][name], metric.count.dtype))
+        for name, metric in averages.items()}
+    return jax.device_put(empty.replace(**metrics), self.replicated)
 
   def _run_epoch_or_roll_back(self, stop_request: StopRequest):
     """Runs `_run_epoch` and checks its means; returns None after a rollback.

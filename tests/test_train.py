@@ -123,6 +123,55 @@ def test_resume_equals_uninterrupted_run(tmp_path):
   assert (straight / last_grid).read_bytes() == (resumed / last_grid).read_bytes()
 
 
+class _StopAfterSteps(train.StopRequest):
+  """A StopRequest that agrees to stop at its `STEPS`-th check, as a SIGTERM there would."""
+
+  STEPS = 2
+
+  def __init__(self):
+    super().__init__()
+    self.checks = 0
+
+  def agreed(self) -> bool:
+    self.checks += 1
+    return self.checks >= self.STEPS
+
+
+def test_mid_epoch_resume_keeps_epoch_means(tmp_path, monkeypatch):
+  straight = tmp_path / "straight"
+  resumed = tmp_path / "resumed"
+  train.train_and_evaluate(tiny_config(), str(straight))
+  with monkeypatch.context() as patch:
+    patch.setattr(train, "StopRequest", _StopAfterSteps)
+    train.train_and_evaluate(tiny_config(), str(resumed))
+  _, stopped_meta = final_state(tiny_config(), str(resumed))
+  train.train_and_evaluate(tiny_config(), str(resumed))
+
+  assert stopped_meta.epoch == 0
+  assert stopped_meta.batch_in_epoch == 2
+  assert set(stopped_meta.epoch_totals["counts"].values()) == {2}
+  assert stopped_meta.epoch_totals["seconds"] > 0
+  _, straight_meta = final_state(tiny_config(), str(straight))
+  _, resumed_meta = final_state(tiny_config(), str(resumed))
+  assert resumed_meta.epoch_totals == {}
+  assert sorted(resumed_meta.history) == sorted(straight_meta.history)
+  for name, values in straight_meta.history.items():
+    np.testing.assert_allclose(resumed_meta.history[name], values, rtol=1e-6, err_msg=name)
+  summary = json.loads((resumed / "summary.json").read_text())
+  assert summary["history"]["d_loss"] == resumed_meta.history["d_loss"]
+  # The first epoch's wall time includes the time before the stop (compiling the step).
+  assert resumed_meta.wall_times[0] > stopped_meta.epoch_totals["seconds"]
+
+
+def test_meta_without_epoch_totals_restores():
+  saved = {"epoch": 1, "batch_in_epoch": 2, "train_key": [0, 1], "config": {}, "history": {},
+           "wall_times": [1.0]}
+
+  meta = checkpoint.Meta(**saved)
+
+  assert meta.epoch_totals == {}
+
+
 def test_resume_rejects_structural_change(tmp_path):
   train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}), str(tmp_path))
   with pytest.raises(ConfigError, match=r"model\.width: 8 -> 16"):
