@@ -30,8 +30,10 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Folder for checkpoints, samples, plots and TensorBoard events of this run.")
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False,
-    "Resume a workdir even when its saved config differs in the model, image size, batch size, "
-    "data source or seed.")
+    "Resume a workdir even when its saved config differs in data.batch_size, seed, "
+    "model.dtype or the data selection (data.source, data.min_age, data.max_images, and the "
+    "same keys of data_b). Other changes of the model, the image size or optim.optimizer are rejected even "
+    "with this flag, because the checkpoint's arrays would not fit.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False,
     "Run as one process of a multi-process job (jax.distributed.initialize). Values that "
@@ -211,8 +213,22 @@ def main(argv: list[str]) -> None:
     sys.exit(2)
 
 
+def _adopt_script_help() -> None:
+  """Makes `--help` of the `jaxgan` console script match `python -m jaxgan.main --help`.
+
+  absl's --help prints the docstring of `__main__` and the key flags of the module named
+  sys.argv[0]. For the console script those are the generated wrapper script, which has neither.
+  """
+  if __name__ == "__main__":
+    return
+  sys.modules["__main__"].__doc__ = __doc__
+  for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def run() -> None:
   """Console-script entry point (`jaxgan`)."""
+  _adopt_script_help()
   app.run(main, flags_parser=parse_flags)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import ml_collections
 import pytest
+from absl import flags
 
 from jaxgan import config_lib
 from jaxgan import families
@@ -344,3 +345,42 @@ def test_main_invalid_process_flags_exit_2(tmp_path, flags, expected):
   assert len(_error_lines(result.stderr)) == 1
   assert expected in _error_lines(result.stderr)[0]
   assert not (tmp_path / "run").exists()
+
+
+def _help_without_program(output: str, program: str) -> str:
+  """Returns --help output with the program path that absl names the flags section after removed."""
+  return output.replace(program, "<program>")
+
+
+def test_console_script_help_lists_flags(tmp_path):
+  # The same wrapper that pip writes for the `jaxgan = "jaxgan.main:run"` console script.
+  script = tmp_path / "jaxgan"
+  script.write_text("import sys\nfrom jaxgan.main import run\n"
+                    "if __name__ == '__main__':\n  sys.exit(run())\n")
+  env = {**os.environ, "PYTHONPATH": str(_REPO)}
+  module_help = subprocess.run(
+      [sys.executable, "-m", "jaxgan.main", "--help"], cwd=_REPO, env=env, capture_output=True,
+      text=True, timeout=120)
+  script_help = subprocess.run(
+      [sys.executable, str(script), "--help"], cwd=_REPO, env=env, capture_output=True,
+      text=True, timeout=120)
+
+  assert "--workdir" in script_help.stdout + script_help.stderr
+  assert "allow_config_change" in script_help.stdout + script_help.stderr
+  assert (_help_without_program(script_help.stdout + script_help.stderr, str(script))
+          == _help_without_program(module_help.stdout + module_help.stderr,
+                                   str(_REPO / "jaxgan" / "main.py")))
+
+
+def test_allow_config_change_help_matches_checks():
+  from jaxgan import main  # pylint: disable=g-import-not-at-top,unused-import  # Defines the flag.
+  from jaxgan import train  # pylint: disable=g-import-not-at-top
+
+  help_text = " ".join(flags.FLAGS["allow_config_change"].help.split())
+
+  for key in train.STRUCTURAL_KEYS + train.SHAPE_NEUTRAL_KEYS:
+    if key in train.SHAPE_KEYS:
+      continue
+    assert key.replace("data_b.", "data.") in help_text, key
+  assert "data_b" in help_text
+  assert "rejected even with this flag" in help_text
