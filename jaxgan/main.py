@@ -211,6 +211,38 @@ def main(argv: list[str]) -> None:
     # absl logging writes the message to stderr, so it is not printed a second time.
     logging.error("%s", error)
     sys.exit(2)
+  except KeyboardInterrupt as interrupt:
+    _exit_interrupted(_WORKDIR.value, second=isinstance(interrupt, train.ImmediateStop))
+
+
+def _newest_checkpoint_step(workdir: str) -> int | None:
+  """Returns the newest complete checkpoint step in `workdir`, or None.
+
+  Orbax writes each checkpoint under a temporary name and renames it to its step when complete,
+  so only folders named by a number count.
+  """
+  try:
+    names = os.listdir(os.path.join(workdir, "checkpoints"))
+  except OSError:
+    return None
+  return max((int(name) for name in names if name.isdigit()), default=None)
+
+
+def _exit_interrupted(workdir: str, second: bool) -> None:
+  """Prints one line for a Ctrl+C that stopped the run without saving, and exits with 130."""
+  cause = "a second Ctrl+C" if second else "Ctrl+C"
+  step = _newest_checkpoint_step(workdir)
+  if step is None:
+    where = "no checkpoint has been saved yet"
+  else:
+    where = f"the newest checkpoint is step {step} (resume with the same command)"
+  sys.stderr.write(f"Stopped at once by {cause} without saving; {where}.\n")
+  sys.stdout.flush()
+  sys.stderr.flush()
+  # os._exit skips the interpreter shutdown, at which an Orbax save still running in a
+  # background thread would print a traceback. The unfinished save leaves only a temporary
+  # folder, which Orbax ignores.
+  os._exit(130)  # pylint: disable=protected-access
 
 
 def _adopt_script_help() -> None:

@@ -76,6 +76,10 @@ class TrainingDivergedError(JaxganError):
     self.values = values or {}
 
 
+class ImmediateStop(KeyboardInterrupt):
+  """A second Ctrl+C during training, which stops the run at once without saving."""
+
+
 class StopRequest:
   """Turns the first SIGTERM or SIGINT into a request to save and stop after the current step."""
 
@@ -86,7 +90,7 @@ class StopRequest:
   def _handle(self, signum, frame):
     del frame
     if self.requested and signum == signal.SIGINT:
-      raise KeyboardInterrupt
+      raise ImmediateStop
     self.requested = True
     logging.warning("Received %s: finishing the current step, then saving a checkpoint and "
                     "stopping. Press Ctrl+C again to stop at once without saving.",

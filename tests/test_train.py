@@ -393,6 +393,27 @@ def test_sigterm_saves_and_exits_zero(tmp_path):
   assert "Traceback" not in output
 
 
+def test_second_ctrl_c_exits_130_in_one_line(tmp_path):
+  log = tmp_path / "main.log"
+  workdir = tmp_path / "run"
+  extra = ("--config.data.batch_size=4", "--config.train.num_epochs=50")
+  process = start_main(workdir, *extra, log=log)
+  wait_for(lambda: checkpoint_steps(workdir) == [16], timeout=300)
+  process.send_signal(signal.SIGINT)
+  # The first Ctrl+C ends the step and starts a save, which the second one cuts short.
+  time.sleep(0.1)
+  process.send_signal(signal.SIGINT)
+  process.wait(timeout=120)
+  output = log.read_text()
+
+  assert process.returncode == 130, output[-3000:]
+  assert "Traceback" not in output
+  assert "KeyboardInterrupt" not in output
+  last_line = output.strip().splitlines()[-1]
+  assert last_line.startswith("Stopped at once by"), last_line
+  assert f"the newest checkpoint is step {checkpoint_steps(workdir)[-1]}" in last_line
+
+
 @pytest.mark.skipif(not (SHARED_DATA / "simpsons_faces").is_dir(),
                     reason="the shared Simpsons faces are not on this machine")
 def test_folder_source_trains_on_real_faces(tmp_path):
