@@ -20,9 +20,8 @@ architecture) and prints one JSON line per run:
     images are the reference.
 
 `cost` builds each workdir's jitted train step from its saved config (bench/step.py's
-StepBenchmark, synthetic images, the run's batch) and times them in one process, alternating
-arm by arm for --rounds rounds of --steps steps, so that load from other processes falls on all
-arms alike. It prints the median step time over all timed steps, each round's median, XLA's FLOP
+StepBenchmark, synthetic images, the run's batch). It times them in one process, arm after arm
+for --rounds rounds of --steps steps, so that load from other processes falls on all arms alike. It prints the median step time over all timed steps, each round's median, XLA's FLOP
 count per step and the ratios to the first workdir.
 """
 
@@ -128,7 +127,7 @@ def discriminator_sparsity(run: runs.Run, num: int, seed: int) -> dict[str, obje
   measured = {}
   for name, images in (("real", real_images), ("fake", fakes)):
     metrics = _batched_code_metrics(images, unrolled, dictionaries, layers, settings)
-    # Every image runs exactly `steps` iterations, so the iteration counts say nothing here.
+    # Every image runs exactly `steps` iterations, so the iteration counts carry no information.
     del metrics["iterations"], metrics["max_iterations_hit"]
     measured[name] = metrics
   return {
