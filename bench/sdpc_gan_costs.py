@@ -142,17 +142,17 @@ def discriminator_sparsity(run: runs.Run, num: int, seed: int) -> dict[str, obje
 
 def sparsity(args: argparse.Namespace) -> None:
   for workdir in args.workdir:
-    run = runs.load_run(workdir)
-    arch = run.config.model.arch
-    result = {"workdir": run.workdir, "arch": arch, "seed": run.config.seed, "step": run.step}
-    if arch == "sdpc_generator":
-      result.update(generator_sparsity(run, args.num))
-    elif arch == "sdpc_discriminator":
-      result.update(discriminator_sparsity(run, args.num, args.seed))
-    else:
+    arch = runs.load_config(workdir).model.get("arch")
+    if arch not in sdpc_gan.FUSION_ARCHITECTURES:
       raise ConfigError(
           f"Run {workdir} has model.arch={arch!r}, which has no SDPC codes. Pass a run of "
           f"{' or '.join(sdpc_gan.FUSION_ARCHITECTURES)}.")
+    run = runs.load_run(workdir)
+    result = {"workdir": run.workdir, "arch": arch, "seed": run.config.seed, "step": run.step}
+    if arch == "sdpc_generator":
+      result.update(generator_sparsity(run, args.num))
+    else:
+      result.update(discriminator_sparsity(run, args.num, args.seed))
     print(json.dumps(result), flush=True)
 
 
