@@ -90,3 +90,16 @@ def test_steps_per_epoch_needs_one_batch():
   assert pipeline.steps_per_epoch(100, 32) == 3
   with pytest.raises(ConfigError, match="data.batch_size=64"):
     pipeline.steps_per_epoch(10, 64)
+
+
+@pytest.mark.parametrize("num_images, batch_size, expected", [
+    (80, 64, "80 images make 1 batch of 64 per epoch; the last incomplete batch is dropped, so 16 "
+             "image(s) go unused"),
+    (128, 64, "128 images make 2 batches of 64 per epoch"),
+])
+def test_describe_epoch_counts_unused_images(num_images, batch_size, expected):
+  text = pipeline.describe_epoch(num_images, batch_size)
+
+  assert text.startswith(expected)
+  if num_images % batch_size == 0:
+    assert "unused" not in text

@@ -171,6 +171,17 @@ def steps_per_epoch(num_images: int, global_batch_size: int) -> int:
     raise ConfigError(
         f"Invalid config value data.batch_size={global_batch_size}: the data source has only "
         f"{num_images} images, fewer than one batch. Lower --config.data.batch_size or add images.")
-  logging.log_first_n(logging.INFO, "%d images make %d batches of %d per epoch", 1, num_images,
-                      steps, global_batch_size)
+  logging.log_first_n(logging.INFO, "%s", 1, describe_epoch(num_images, global_batch_size))
   return steps
+
+
+def describe_epoch(num_images: int, global_batch_size: int) -> str:
+  """Returns how many full batches an epoch makes and how many images the dropped rest leaves out."""
+  steps = num_images // global_batch_size
+  unused = num_images - steps * global_batch_size
+  batches = "batch" if steps == 1 else "batches"
+  text = f"{num_images} images make {steps} {batches} of {global_batch_size} per epoch"
+  if unused:
+    text += (f"; the last incomplete batch is dropped, so {unused} image(s) go unused in each "
+             "epoch (a different set each epoch, since the order is shuffled)")
+  return text
