@@ -139,6 +139,23 @@ def test_evaluate_cli_bad_input(trained_run, tmp_path):
   assert bad_step.stderr.count("\n") == 1
 
 
+def test_load_run_rejects_missing_workdir(tmp_path):
+  with pytest.raises(runs.RunError, match="does not exist"):
+    runs.load_config(str(tmp_path / "absent"))
+
+
+def test_best_step_without_best_metric_names_key(tmp_path):
+  config = default_config.get_config("tiny")
+  (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+
+  with pytest.raises(runs.RunError) as error:
+    runs.load_run(str(tmp_path), "best")
+
+  assert "eval.best_metric unset" in str(error.value)
+  assert "--config.eval.best_metric=swd" in str(error.value)
+  assert "--config.eval.every_epochs=<N>" in str(error.value)
+
+
 def test_sample_cli(trained_run, tmp_path):
   result = run_cli("jaxgan.sample", f"--workdir={trained_run}", "--num=2", "--format=npz",
                    f"--out={tmp_path / 'npz'}", "--step=4")

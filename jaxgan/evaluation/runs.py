@@ -65,6 +65,8 @@ def _merge(base: ml_collections.ConfigDict, saved: dict[str, Any]) -> list[str]:
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """Returns the config saved in `workdir/config.json`, completed with base-config defaults."""
   path = os.path.join(workdir, "config.json")
+  if not os.path.isdir(workdir):
+    raise RunError(f"Workdir {workdir} does not exist. Pass the --workdir of a trained run.")
   if not os.path.isfile(path):
     raise RunError(
         f"No config.json in {workdir}: it is not a jaxgan workdir. Pass the --workdir of a run "
@@ -110,6 +112,12 @@ def load_run(workdir: str, step: str | int | None = None) -> Run:
   best = step == "best"
   steps = available_steps(workdir, best)
   if not steps:
+    if best and not config.eval.get("best_metric"):
+      raise RunError(
+          f"No best checkpoint in {workdir}: the run trained with eval.best_metric unset, and only "
+          "periodic evaluation with it keeps one. Pass --step latest or a saved step, or train "
+          "with --config.eval.every_epochs=<N> --config.eval.best_metric=swd (one of "
+          "eval.metrics).")
     where = "best checkpoint (periodic evaluation with eval.best_metric keeps it)" if best else \
         "checkpoint"
     raise RunError(f"No {where} in {workdir}. Train the run until it saves one.")
