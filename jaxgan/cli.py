@@ -20,11 +20,18 @@ from jaxgan.errors import JaxganError
 
 class QuietLibraryFilter:
   """Drops INFO and DEBUG records of Orbax, which logs every checkpoint operation, and of JAX's
-  backend setup, which logs "Unable to initialize backend 'tpu'" on every machine without one."""
+  backend setup, which logs "Unable to initialize backend 'tpu'" on every machine without one.
+
+  It also drops Orbax's warning "Given directory is read only", which every read-only
+  CheckpointManager (as evaluate, sample and analyze open) logs although nothing is wrong.
+  """
 
   _PATH_PARTS = ("/orbax/", "/jax/_src/xla_bridge.py")
+  _ORBAX_NOTICES = ("Given directory is read only",)
 
   def filter(self, record) -> bool:
+    if "/orbax/" in record.pathname and str(record.msg).startswith(self._ORBAX_NOTICES):
+      return False
     if record.levelno >= logging.converter.ABSL_TO_STANDARD[logging.WARNING]:
       return True
     return not any(part in record.pathname for part in self._PATH_PARTS)

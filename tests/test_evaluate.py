@@ -1,6 +1,7 @@
 """End-to-end tests of evaluation: periodic evaluation in training, restoring, the CLIs."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jaxgan import cli
 from jaxgan import train
 from jaxgan.errors import ConfigError
 from jaxgan.evaluation import evaluator
@@ -188,3 +190,16 @@ def test_slerp_keeps_norm_and_endpoints():
   np.testing.assert_allclose(path[-1], end, atol=1e-12)
   linear_middle = interpolation.interpolate(start, end, 5, "linear")[2]
   assert np.linalg.norm(path[2]) > np.linalg.norm(linear_middle)
+
+
+def _record(path: str, level: int, message: str) -> logging.LogRecord:
+  return logging.LogRecord("absl", level, path, 1, message, ("/run/checkpoints",), None)
+
+
+def test_quiet_filter_drops_read_only_notice():
+  quiet = cli.QuietLibraryFilter()
+  manager = "/venv/site-packages/orbax/checkpoint/checkpoint_manager.py"
+
+  assert not quiet.filter(_record(manager, logging.WARNING, "Given directory is read only=%s"))
+  assert quiet.filter(_record(manager, logging.WARNING, "Failed to save %s"))
+  assert quiet.filter(_record("/repo/jaxgan/train.py", logging.WARNING, "Given directory %s"))
