@@ -206,8 +206,10 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def _batch_of(latent_batch: Any, start: int, size: int) -> Any:
-  """Slices images [start, start + size) from every per-image leaf, padding a short batch by
-  repeating its first image; scalar leaves are kept whole."""
+  """Slices images [start, start + size) from every per-image leaf of the latents.
+
+  A short batch is padded by repeating its first image. Scalar leaves are kept whole.
+  """
 
   def take(leaf):
     leaf = np.asarray(leaf)
@@ -225,7 +227,9 @@ def count_images(latent_batch: Any) -> int:
   """Returns the length of the leading axis of the per-image leaves of a latent pytree."""
   lengths = {np.shape(leaf)[0] for leaf in jax.tree.leaves(latent_batch) if np.ndim(leaf)}
   if len(lengths) != 1:
-    raise ValueError(f"latent leaves disagree on the number of images: {sorted(lengths)}")
+    raise ValueError(
+        f"Invalid latents: their per-image leaves have different lengths {sorted(lengths)}. "
+        "Every leaf needs one entry per image.")
   return lengths.pop()
 
 
