@@ -170,7 +170,7 @@ def _multi_process_arguments() -> tuple[str | None, int | None, int | None] | No
 
 
 def check_before_jax(config: ml_collections.ConfigDict) -> None:
-  """Validates the config and its image folders; an error exits with status 2 and one line.
+  """Validates the config and its image folders, exiting with status 2 and one line on an error.
 
   It imports neither JAX nor TensorFlow, so a bad value is reported in about a second. The
   trainer runs the same config checks again (and reads the images) after importing them.

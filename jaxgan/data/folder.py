@@ -43,8 +43,8 @@ def check_folder(directory: str | os.PathLike) -> None:
     DataError: if the folder is missing, not readable, or contains no image file at either level.
   """
   directory = Path(directory)
-  kept, excluded = images.list_image_files(directory)
-  if kept or excluded:
+  image_files, excluded_files = images.list_image_files(directory)
+  if image_files or excluded_files:
     return
   for subfolder in sorted(directory.iterdir()):
     try:
