@@ -7,8 +7,8 @@ unless --real names a folder; for a conditional run, either is a folder of class
 For families with an EMA of G (BigGAN-lite), --weights and --truncation override the run's
 sample.* values, and the file name gains _<weights> and, for a non-zero truncation, _trunc<T>. FID and KID need the Inception weights (--inception_weights or
 $JAXGAN_INCEPTION_WEIGHTS); swd, diversity and nn need none. class_accuracy (conditional runs
-only) trains a small classifier on the labelled reals, or reuses a cached one; see
-jaxgan/evaluation/class_accuracy.py.
+only) trains a small classifier on the labelled reals, or reuses a cached one (see
+jaxgan/evaluation/class_accuracy.py).
 
     python -m jaxgan.evaluate --workdir runs/x --metrics swd,diversity,nn,fid,kid --real data/
     python -m jaxgan.evaluate --workdir runs/biggan --weights raw --per_class

@@ -1,4 +1,4 @@
-"""The class_accuracy metric: how often a conditional generator draws the class it was asked for.
+"""The class_accuracy metric: how often a conditional generator draws the requested class.
 
 A small CNN (classifier.py) is trained on the run's labelled real images and tested on held-out
 real images, either a separate folder of class subfolders or a stratified fraction of the reals
@@ -159,7 +159,7 @@ def make_record(
     fake_labels: np.ndarray,
     base_settings: dict[str, Any],
 ) -> dict[str, Any]:
-  """Classifies uint8 fakes [N, S, S, 3] drawn for `fake_labels`; returns a result record.
+  """Classifies uint8 fakes [N, S, S, 3] drawn for `fake_labels` into a result record.
 
   Its value is the fraction of fakes classified as their requested class. The record's
   "per_class" lists, for each class, that fraction ("value") and the held-out real accuracy.

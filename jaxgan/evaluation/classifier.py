@@ -1,7 +1,7 @@
 """A small CNN that classifies labelled real images, trained on the CPU and cached on disk.
 
-It backs the class_accuracy metric: a classifier trained on the real images of a conditional
-run tells whether a generated image shows the class it was conditioned on. It needs no
+The class_accuracy metric uses it to check whether a generated image of a conditional run
+shows the class it was conditioned on. It needs no
 downloaded weights. Its accuracy on held-out real images bounds what the metric can show.
 """
 
@@ -19,6 +19,8 @@ import optax
 from absl import logging
 from flax import nnx
 
+from jaxgan.evaluation import batching
+
 # Bumped when the network or training changes, so that older cache files are not reused.
 FORMAT_VERSION = 1
 AUGMENTATION = "random horizontal flip, random shift up to 2 px (edge padding)"
@@ -27,11 +29,11 @@ _MAX_SHIFT = 2
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierSettings:
-  """Network and training settings; any change trains a new classifier.
+  """Network and training settings. A change to any of them trains a new classifier.
 
   Attributes:
-    widths: output channels of the four 3x3 convolutions. The first keeps the resolution and
-      each later one halves it (stride 2).
+    widths: output channels of the 3x3 convolutions, one per entry. The first keeps the
+      resolution and each later one halves it (stride 2).
     epochs: passes over the training images.
     batch_size: images per Adam step.
     learning_rate: Adam learning rate.
@@ -77,7 +79,8 @@ def _scale(images: jax.Array) -> jax.Array:
 
 
 def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """Flips half of the uint8 images left-right and shifts each by up to _MAX_SHIFT pixels."""
+  """Flips each uint8 image left-right with probability 0.5 and shifts it by up to _MAX_SHIFT
+  pixels in each direction."""
   flip = rng.random(len(images)) < 0.5
   images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
   padded = np.pad(images, ((0, 0), (_MAX_SHIFT,) * 2, (_MAX_SHIFT,) * 2, (0, 0)), mode="edge")
@@ -101,22 +104,13 @@ class Classifier:
     self._logits = logits
 
   def predict(self, images: np.ndarray) -> np.ndarray:
-    """Returns int32 predicted labels [N] of uint8 images [N, S, S, 3].
-
-    The last batch is padded with zeros so that the network compiles once.
-    """
+    """Returns int32 predicted labels [N] of uint8 images [N, S, S, 3]."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
       raise ValueError(f"expected uint8 images [N, S, S, 3], got {images.dtype} {images.shape}")
-    outputs = []
-    for start in range(0, len(images), self.batch_size):
-      batch = images[start:start + self.batch_size]
-      padding = self.batch_size - len(batch)
-      if padding:
-        batch = np.concatenate([batch, np.zeros((padding,) + batch.shape[1:], np.uint8)])
-      predicted = np.argmax(np.asarray(self._logits(self.params, batch)), axis=-1)
-      outputs.append(predicted[:len(batch) - padding])
-    return np.concatenate(outputs).astype(np.int32)
+    logits = batching.apply_in_batches(
+        lambda batch: self._logits(self.params, batch), images, self.batch_size)
+    return np.argmax(logits, axis=-1).astype(np.int32)
 
 
 def train(images: np.ndarray, labels: np.ndarray, num_classes: int,
@@ -204,10 +198,11 @@ def load(path: str, num_classes: int, image_size: int,
   abstract = nnx.eval_shape(
       lambda: ClassifierNet(num_classes, image_size, settings.widths, rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(abstract)
+  leaves = []
   with np.load(path) as arrays:
-    leaves = [(state_path, variable.replace(value=jnp.asarray(arrays["/".join(map(str,
-                                                                               state_path))])))
-              for state_path, variable in nnx.to_flat_state(state)]
+    for state_path, variable in nnx.to_flat_state(state):
+      value = jnp.asarray(arrays["/".join(map(str, state_path))])
+      leaves.append((state_path, variable.replace(value=value)))
   return Classifier(nnx.merge(graphdef, nnx.from_flat_state(leaves)))
 
 
