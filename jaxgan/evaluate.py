@@ -6,10 +6,13 @@ real images and writes one result per metric to <workdir>/eval/<metric>_step<S>.
 unless --real names a folder; for a conditional run, either is a folder of class subfolders.
 For families with an EMA of G (BigGAN-lite), --weights and --truncation override the run's
 sample.* values, and the file name gains _<weights> and, for a non-zero truncation, _trunc<T>. FID and KID need the Inception weights (--inception_weights or
-$JAXGAN_INCEPTION_WEIGHTS); swd, diversity and nn need none.
+$JAXGAN_INCEPTION_WEIGHTS); swd, diversity and nn need none. class_accuracy (conditional runs
+only) trains a small classifier on the labelled reals, or reuses a cached one (see
+jaxgan/evaluation/class_accuracy.py).
 
     python -m jaxgan.evaluate --workdir runs/x --metrics swd,diversity,nn,fid,kid --real data/
     python -m jaxgan.evaluate --workdir runs/biggan --weights raw --per_class
+    python -m jaxgan.evaluate --workdir runs/biggan --metrics class_accuracy --class_test test/
     python -m jaxgan.evaluate --compare runs/a/eval/swd_step1000.json,runs/b/eval/swd_step1000.json
 
 Exit status: 0 on success, 2 for invalid input or results with different settings.
@@ -25,7 +28,7 @@ from jaxgan.evaluation import cli
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of the trained run to evaluate.")
 _METRICS = flags.DEFINE_string(
     "metrics", "swd,diversity",
-    "Comma-separated metrics: swd, diversity, nn, fid, kid.")
+    "Comma-separated metrics: swd, diversity, nn, fid, kid, class_accuracy (conditional runs).")
 _REAL = flags.DEFINE_string(
     "real", None,
     "Folder of real images: all PNG and JPEG files in it, or for a conditional run in its class "
@@ -60,6 +63,19 @@ _PER_CLASS = flags.DEFINE_bool(
     "per_class", False,
     "Conditional runs only: also compute each metric per class, fakes of a class against the "
     "reals of that class, and add them to the result files under 'per_class'.")
+_CLASS_TEST = flags.DEFINE_string(
+    "class_test", None,
+    "class_accuracy: folder of held-out labelled real images, one subfolder per class, to test "
+    "the classifier on. Default: hold out --class_holdout of the real images.")
+_CLASS_HOLDOUT = flags.DEFINE_float(
+    "class_holdout", 0.1,
+    "class_accuracy without --class_test: fraction of each class's real images held out from "
+    "the classifier's training, drawn with --seed.")
+_CLASSIFIER_EPOCHS = flags.DEFINE_integer(
+    "classifier_epochs", 10, "class_accuracy: training epochs of the classifier.")
+_CLASSIFIER_DIR = flags.DEFINE_string(
+    "classifier_dir", None,
+    "class_accuracy: folder of cached classifiers. Default: --out, else <workdir>/eval.")
 _COMPARE = flags.DEFINE_string(
     "compare", None,
     "Two result files, comma-separated: print both values and their difference, or fail if "
@@ -88,6 +104,14 @@ def _check_flags() -> None:
     cli.exit_with_error(f"--batch_size must be at least 1, got {_BATCH_SIZE.value}.")
   if _REAL.value and not os.path.isdir(_REAL.value):
     cli.exit_with_error(f"--real folder {_REAL.value} does not exist. Pass a folder of images.")
+  if _CLASS_TEST.value and not os.path.isdir(_CLASS_TEST.value):
+    cli.exit_with_error(
+        f"--class_test folder {_CLASS_TEST.value} does not exist. Pass a folder with one "
+        "subfolder of images per class.")
+  if not 0 < _CLASS_HOLDOUT.value < 1:
+    cli.exit_with_error(f"--class_holdout must be between 0 and 1, got {_CLASS_HOLDOUT.value}.")
+  if _CLASSIFIER_EPOCHS.value < 1:
+    cli.exit_with_error(f"--classifier_epochs must be at least 1, got {_CLASSIFIER_EPOCHS.value}.")
 
 
 def main(argv: list[str]) -> None:
@@ -100,14 +124,18 @@ def main(argv: list[str]) -> None:
   # Imported here so that --help and flag errors do not pay for importing JAX.
   from jaxgan.evaluation import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
   from jaxgan.evaluation import inception  # pylint: disable=g-import-not-at-top
+  from jaxgan.evaluation import metric_names  # pylint: disable=g-import-not-at-top
   from jaxgan.evaluation import results  # pylint: disable=g-import-not-at-top
   from jaxgan.evaluation import runs  # pylint: disable=g-import-not-at-top
 
-  metrics = evaluator_lib.parse_metrics(_METRICS.value)
+  metrics = evaluator_lib.parse_metrics(
+      _METRICS.value, evaluator_lib.METRICS + (metric_names.CLASS_ACCURACY,))
   if any(metric in evaluator_lib.INCEPTION_METRICS for metric in metrics):
     inception.resolve_weights_path(_INCEPTION_WEIGHTS.value)
   # Checked before the restore, which takes most of the start-up time.
-  runs.check_sampling_options(runs.load_config(_WORKDIR.value), _WEIGHTS.value, _TRUNCATION.value)
+  saved_config = runs.load_config(_WORKDIR.value)
+  runs.check_sampling_options(saved_config, _WEIGHTS.value, _TRUNCATION.value)
+  _check_class_accuracy_request(metrics, saved_config)
   run = runs.load_run(_WORKDIR.value, _STEP.value)
   run = runs.with_sampling_options(run, _WEIGHTS.value, _TRUNCATION.value)
   if _PER_CLASS.value and not run.config.model.get("num_classes", 0):
@@ -117,8 +145,9 @@ def main(argv: list[str]) -> None:
   real_config = (evaluator_lib.folder_config(run.config, _REAL.value) if _REAL.value
                  else run.config)
   reals = evaluator_lib.load_real_images(real_config, _NUM_REAL.value, _SEED.value)
+  image_metrics = [metric for metric in metrics if metric != metric_names.CLASS_ACCURACY]
   evaluator = evaluator_lib.Evaluator(
-      metrics, reals, seed=_SEED.value, inception_weights=_INCEPTION_WEIGHTS.value,
+      image_metrics, reals, seed=_SEED.value, inception_weights=_INCEPTION_WEIGHTS.value,
       cache_dir=_CACHE_DIR.value, batch_size=_BATCH_SIZE.value)
 
   latents = runs.latents(run, _NUM.value, _SEED.value)
@@ -127,19 +156,65 @@ def main(argv: list[str]) -> None:
   settings = runs.base_settings(run, _SEED.value)
   records = evaluator.evaluate(fakes, settings)
   per_class = (evaluator.evaluate_per_class(fakes, latents["label"], settings)
-               if _PER_CLASS.value else {})
+               if _PER_CLASS.value and image_metrics else {})
 
   out = _OUT.value or os.path.join(run.workdir, "eval")
+  if metric_names.CLASS_ACCURACY in metrics:
+    records.append(_class_accuracy_record(run, reals, fakes, latents["label"], settings, out))
   for record in records:
-    if per_class:
+    if record["metric"] in per_class:
       record["per_class"] = per_class[record["metric"]]
     path = results.write(record, out, _result_name(record, run.step, runs.has_ema(run.config)))
-    print(f"{record['metric']} = {record['value']:.6g} (step {run.step}, epoch {run.epoch}, "
+    if record["metric"] == metric_names.CLASS_ACCURACY:
+      from jaxgan.evaluation import class_accuracy  # pylint: disable=g-import-not-at-top
+
+      print(f"{class_accuracy.summary_line(record)} (step {run.step}, "
+            f"{record['settings']['weights']} weights) -> {path}")
+    else:
+      print(f"{record['metric']} = {record['value']:.6g} (step {run.step}, epoch {run.epoch}, "
           f"{record['settings']['weights']} weights, {record['settings']['num_fake']} fake, "
-          f"{record['settings']['num_real']} real) -> {path}")
+            f"{record['settings']['num_real']} real) -> {path}")
     for entry in record.get("per_class", []):
+      held_out = (f", held-out real accuracy {entry['real_accuracy']:.4g}"
+                  if "real_accuracy" in entry else "")
       print(f"  {entry['class']}: {entry['value']:.6g} ({entry['num_fake']} fake, "
-            f"{entry['num_real']} real)")
+            f"{entry['num_real']} real{held_out})")
+
+
+def _check_class_accuracy_request(metrics: list[str], config) -> None:
+  """Rejects class_accuracy for an unconditional run, and --class_test without it."""
+  from jaxgan.evaluation import metric_names  # pylint: disable=g-import-not-at-top
+
+  if metric_names.CLASS_ACCURACY not in metrics:
+    if _CLASS_TEST.value:
+      cli.exit_with_error(
+          "--class_test is used only by the class_accuracy metric. Add class_accuracy to "
+          "--metrics or remove --class_test.")
+    return
+  if not config.model.get("num_classes", 0):
+    cli.exit_with_error(
+        f"class_accuracy needs a conditional run, but {_WORKDIR.value} has no classes "
+        "(model.num_classes=0). Remove class_accuracy from --metrics.")
+
+
+def _class_accuracy_record(run, reals, fakes, fake_labels, settings: dict, out: str) -> dict:
+  """Trains or reads the cached classifier, then classifies the fakes."""
+  from jaxgan.evaluation import class_accuracy  # pylint: disable=g-import-not-at-top
+  from jaxgan.evaluation import classifier  # pylint: disable=g-import-not-at-top
+  from jaxgan.evaluation import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+
+  test_reals = None
+  if _CLASS_TEST.value:
+    test_reals = evaluator_lib.load_real_images(
+        evaluator_lib.folder_config(run.config, _CLASS_TEST.value))
+  train_reals, test_reals = class_accuracy.split_reals(
+      reals, test_reals, _CLASS_HOLDOUT.value, _SEED.value)
+  classifier_settings = classifier.ClassifierSettings(epochs=_CLASSIFIER_EPOCHS.value,
+                                                      seed=_SEED.value)
+  model, description, _ = class_accuracy.load_or_train(
+      train_reals, test_reals, run.config.model.num_classes, classifier_settings,
+      _CLASSIFIER_DIR.value or out)
+  return class_accuracy.make_record(model, description, fakes, fake_labels, settings)
 
 
 def _result_name(record: dict, step: int, has_ema: bool) -> str:

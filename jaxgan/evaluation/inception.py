@@ -32,6 +32,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgan.errors import JaxganError
+from jaxgan.evaluation import batching
 
 ENV_VARIABLE = "JAXGAN_INCEPTION_WEIGHTS"
 INPUT_SIZE = 299
@@ -364,11 +365,6 @@ class FeatureExtractor:
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
-    outputs = []
-    for start in range(0, len(images), self.batch_size):
-      batch = images[start:start + self.batch_size]
-      padding = self.batch_size - len(batch)
-      if padding:
-        batch = np.concatenate([batch, np.zeros((padding,) + batch.shape[1:], np.uint8)])
-      outputs.append(np.asarray(self._features(self._state, batch))[:len(batch) - padding])
-    return np.concatenate(outputs).astype(np.float32)
+    features = batching.apply_in_batches(
+        lambda batch: self._features(self._state, batch), images, self.batch_size)
+    return features.astype(np.float32)
