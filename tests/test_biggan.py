@@ -18,7 +18,6 @@ from jaxgan import checkpoint
 from jaxgan import diffaugment
 from jaxgan import families
 from jaxgan import losses
-from jaxgan import sample_biggan
 from jaxgan import train
 from jaxgan.base_configs import biggan as biggan_config
 from jaxgan.data import labeled
@@ -26,6 +25,8 @@ from jaxgan.data import pipeline
 from jaxgan.data import source as source_lib
 from jaxgan.errors import ConfigError
 from jaxgan.errors import DataError
+from jaxgan.evaluation import grid as sample_grid
+from jaxgan.evaluation import runs
 from jaxgan.families import biggan as biggan_family
 from jaxgan.models import biggan as biggan_models
 
@@ -405,9 +406,10 @@ def test_conditional_run_resumes_exactly(tmp_path):
   assert (straight / "samples" / "epoch_0002.png").read_bytes() == (
       resumed / "samples" / "epoch_0002.png").read_bytes()
 
-  # The sampling tool draws from the newest checkpoint and records the weights it used.
-  record = sample_biggan.sample(str(straight), str(tmp_path / "raw.png"), weights="raw",
-                                truncation=0.5, columns=3)
+  # The grid of jaxgan.sample --grid comes from the newest checkpoint and records the weights.
+  run = runs.with_sampling_options(runs.load_run(str(straight)), weights="raw", truncation=0.5)
+  run = sample_grid.with_grid_columns(run, 3)
+  record = sample_grid.write(run, str(tmp_path / "raw.png"), seed=run.config.seed)
   assert record["weights"] == "raw"
   assert record["step"] == 4
   assert len(record["diversity_per_row"]) == 3

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from jaxgan import cli
 from jaxgan import train
@@ -173,6 +174,15 @@ def test_sample_cli(trained_run, tmp_path):
   settings = json.loads((tmp_path / "gif" / "sample_settings.json").read_text())
   assert settings["step"] == 8
   assert settings["interpolate_mode"] == "slerp"
+  assert settings["classes"] is None
+
+  grid = run_cli("jaxgan.sample", f"--workdir={trained_run}", f"--grid={tmp_path / 'grid.png'}")
+  assert grid.returncode == 0, grid.stderr[-3000:]
+  # The DCGAN grid is 5 x 5 images of 16 px with 2 px padding around and between them.
+  assert np.asarray(Image.open(tmp_path / "grid.png")).shape[:2] == (5 * 16 + 6 * 2,) * 2
+  record = json.loads((tmp_path / "grid.json").read_text())
+  assert record["step"] == 8
+  assert len(record["diversity_per_row"]) == 5
 
 
 def test_sample_cli_rejects_truncation(trained_run, tmp_path):
@@ -180,6 +190,18 @@ def test_sample_cli_rejects_truncation(trained_run, tmp_path):
                    f"--out={tmp_path}")
   assert result.returncode == 2
   assert "dcgan family has no truncation" in result.stderr
+
+
+def test_sample_cli_rejects_weights_on_dcgan(tmp_path):
+  # The options are checked against config.json before any checkpoint is read.
+  (tmp_path / "config.json").write_text(default_config.get_config("tiny").to_json())
+  result = run_cli("jaxgan.sample", f"--workdir={tmp_path}", "--weights=ema",
+                   f"--out={tmp_path / 'out'}")
+  assert result.returncode == 2
+  assert "keeps no moving average (EMA)" in result.stderr
+  assert "Remove --weights=ema" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert result.stderr.count("\n") == 1
 
 
 def test_slerp_keeps_norm_and_endpoints():

@@ -1,4 +1,5 @@
-"""Tests of evaluating BigGAN-lite runs: EMA and raw weights, truncation, per-class metrics."""
+"""Tests of evaluating and sampling BigGAN-lite runs: EMA and raw weights, truncation, per-class
+metrics, sample files and grids."""
 
 import json
 import os
@@ -15,6 +16,7 @@ from PIL import Image
 from jaxgan import checkpoint
 from jaxgan.errors import DataError
 from jaxgan.evaluation import evaluator
+from jaxgan.evaluation import interpolation
 from jaxgan.evaluation import runs
 from jaxgan.families import biggan as biggan_family
 from tests.test_biggan import tiny_config
@@ -47,10 +49,14 @@ def conditional_run(tmp_path_factory):
   return workdir
 
 
-def run_evaluate(*args: str) -> subprocess.CompletedProcess:
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-  return subprocess.run([sys.executable, "-m", "jaxgan.evaluate", *args], cwd=REPO, env=env,
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600, check=False)
+
+
+def run_evaluate(*args: str) -> subprocess.CompletedProcess:
+  return run_module("jaxgan.evaluate", *args)
 
 
 def test_ema_and_raw_results_differ(conditional_run, tmp_path):
@@ -117,6 +123,74 @@ def test_sampler_slices_latent_dict():
   images = runs.Sampler(AddOffset(), None, batch_size=2)(latents)
   assert images.shape == (5, 2, 2, 3)
   np.testing.assert_array_equal(images[:, 0, 0, 0], [1, 2, 3, 4, 5])
+
+
+def test_sample_cli_writes_pngs_and_labels(conditional_run, tmp_path):
+  pngs = run_module("jaxgan.sample", f"--workdir={conditional_run}", "--num=4", "--weights=raw",
+                    "--truncation=0.5", f"--out={tmp_path / 'png'}")
+  assert pngs.returncode == 0, pngs.stderr[-3000:]
+  assert sorted(path.name for path in (tmp_path / "png").glob("*.png")) == [
+      f"sample_0000{index}.png" for index in range(4)]
+  settings = json.loads((tmp_path / "png" / "sample_settings.json").read_text())
+  assert settings["weights"] == "raw"
+  assert settings["ema"] is False
+  assert settings["truncation"] == 0.5
+  assert settings["classes"] == ["apple", "kiwi", "plum"]
+  assert settings["labels"] == [0, 1, 2, 0]
+
+  npz = run_module("jaxgan.sample", f"--workdir={conditional_run}", "--num=5", "--format=npz",
+                   f"--out={tmp_path / 'npz'}")
+  assert npz.returncode == 0, npz.stderr[-3000:]
+  with np.load(tmp_path / "npz" / "samples.npz") as samples:
+    assert samples["images"].shape == (5, 16, 16, 3)
+    np.testing.assert_array_equal(samples["labels"], [0, 1, 2, 0, 1])
+    assert samples["latents"].shape == (5, 6)
+    assert samples["class_names"].tolist() == ["apple", "kiwi", "plum"]
+  settings = json.loads((tmp_path / "npz" / "sample_settings.json").read_text())
+  assert settings["weights"] == "ema"
+  assert settings["truncation"] == 1.0
+
+
+def test_sample_cli_grid_has_row_per_class(conditional_run, tmp_path):
+  grid_path = tmp_path / "grid" / "raw.png"
+  result = run_module("jaxgan.sample", f"--workdir={conditional_run}", "--weights=raw",
+                      "--truncation=0.5", "--columns=3", f"--grid={grid_path}")
+  assert result.returncode == 0, result.stderr[-3000:]
+
+  # 3 rows (classes) by 3 columns of 16 px images with 2 px padding around and between them.
+  assert np.asarray(Image.open(grid_path)).shape[:2] == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)
+  record = json.loads((tmp_path / "grid" / "raw.json").read_text())
+  assert record["step"] == 4
+  assert record["epoch"] == 2
+  assert record["weights"] == "raw"
+  assert record["truncation"] == 0.5
+  assert record["rows"] == ["apple", "kiwi", "plum"]
+  assert (record["grid_rows"], record["grid_columns"]) == (3, 3)
+  assert len(record["diversity_per_row"]) == 3
+  assert all(value > 0 for value in record["diversity_per_row"])
+
+
+def test_sample_cli_grid_rejects_out_flags(conditional_run, tmp_path):
+  result = run_module("jaxgan.sample", f"--workdir={conditional_run}", "--num=3",
+                      f"--grid={tmp_path / 'grid.png'}")
+  assert result.returncode == 2
+  assert "--num do not apply" in result.stderr
+  assert result.stderr.count("\n") == 1
+
+
+def test_interpolation_keeps_class_fixed():
+  starts = {"z": np.zeros((2, 3), np.float32), "label": np.array([0, 2]),
+            "use_ema": np.asarray(True)}
+  ends = {"z": np.ones((2, 3), np.float32), "label": np.array([0, 2]),
+          "use_ema": np.asarray(True)}
+  path = interpolation.interpolate_image(starts, ends, 1, 5, "linear")
+  np.testing.assert_allclose(path["z"][:, 0], [0.0, 0.25, 0.5, 0.75, 1.0])
+  assert path["z"].dtype == np.float32
+  np.testing.assert_array_equal(path["label"], [2] * 5)
+  assert path["use_ema"].ndim == 0
+
+  with pytest.raises(ValueError, match="image 1 has the non-interpolated latent 2"):
+    interpolation.interpolate_image(starts, {**ends, "label": np.array([0, 1])}, 1, 5, "linear")
 
 
 def test_evaluation_latents_balance_classes(tmp_path):

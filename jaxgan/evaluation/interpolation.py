@@ -1,5 +1,8 @@
 """Paths between latent vectors, for interpolation GIFs."""
 
+from typing import Any
+
+import jax
 import numpy as np
 
 
@@ -21,3 +24,30 @@ def interpolate(start: np.ndarray, end: np.ndarray, steps: int, mode: str) -> np
   frames = [(np.sin((1 - t) * angle) * start + np.sin(t * angle) * end) / np.sin(angle)
             for t in weights]
   return np.stack(frames)
+
+
+def interpolate_image(starts: Any, ends: Any, index: int, steps: int, mode: str) -> Any:
+  """Returns the latents of `steps` frames from image `index` of `starts` to that of `ends`.
+
+  `starts` and `ends` are latents of the same number of images with the same structure: one
+  array [N, ...] or a pytree whose leaves are per-image arrays [N, ...] or scalars shared by all
+  images. Floating-point per-image leaves (such as z) are interpolated. Every other per-image
+  leaf (such as a class label) is the same in every frame. Shared scalars are kept as they are.
+
+  Raises:
+    ValueError: when a per-image leaf that is not interpolated differs between the endpoints.
+  """
+
+  def path(start, end):
+    start, end = np.asarray(start), np.asarray(end)
+    if start.ndim == 0:
+      return start
+    if np.issubdtype(start.dtype, np.floating):
+      return interpolate(start[index], end[index], steps, mode).astype(start.dtype)
+    if not np.array_equal(start[index], end[index]):
+      raise ValueError(
+          f"Invalid interpolation endpoints: image {index} has the non-interpolated latent "
+          f"{start[index].tolist()} at the start but {end[index].tolist()} at the end.")
+    return np.repeat(start[index][None], steps, axis=0)
+
+  return jax.tree.map(path, starts, ends)

@@ -226,6 +226,10 @@ def _batch_of(latent_batch: Any, start: int, size: int) -> Any:
 def count_images(latent_batch: Any) -> int:
   """Returns the length of the leading axis of the per-image leaves of a latent pytree."""
   lengths = {np.shape(leaf)[0] for leaf in jax.tree.leaves(latent_batch) if np.ndim(leaf)}
+  if not lengths:
+    raise ValueError(
+        "Invalid latents: no leaf has a per-image axis, so they do not say how many images to "
+        "draw. Pass at least one array [N, ...].")
   if len(lengths) != 1:
     raise ValueError(
         f"Invalid latents: their per-image leaves have different lengths {sorted(lengths)}. "
@@ -255,7 +259,13 @@ class Sampler:
     for start in range(0, total, self.batch_size):
       count = min(self.batch_size, total - start)
       batch = _batch_of(latent_batch, start, self.batch_size)
-      outputs.append(np.asarray(self._generate(self.state, batch))[:count])
+      images = np.asarray(self._generate(self.state, batch))
+      if len(images) != self.batch_size:
+        raise RunError(
+            f"The generator returned {len(images)} images for {self.batch_size} latents, so it "
+            "does not draw one image per latent. Draw its sample grid instead "
+            "(python -m jaxgan.sample --grid PATH.png).")
+      outputs.append(images[:count])
     return np.concatenate(outputs)
 
 
