@@ -417,6 +417,29 @@ def test_conditional_run_resumes_exactly(tmp_path):
   assert np.asarray(Image.open(tmp_path / "raw.png")).shape[:2] == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)
 
 
+def test_conditional_run_monitors_collapse(tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+
+  data = tmp_path / "data"
+  write_class_folders(data)
+  (data / "plum" / "0.png").rename(data / "plum" / "0.txt")  # classes of unequal size
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny_config(data, num_epochs=1), str(workdir))
+
+  events = event_accumulator.EventAccumulator(str(workdir), size_guidance={"tensors": 0})
+  events.Reload()
+  ratios = events.Tensors("monitor/diversity_ratio")
+  assert len(ratios) == 1
+  ratio = _tensor_value(ratios[0])
+  assert 0.0 < ratio < 100.0
+
+
+def _tensor_value(event) -> float:
+  from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+
+  return float(tensor_util.make_ndarray(event.tensor_proto))
+
+
 def test_fixed_latents_share_z_along_columns(tmp_path):
   config = tiny_config(tmp_path)
   config.data.class_names = "apple,kiwi,plum"
