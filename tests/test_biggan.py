@@ -342,6 +342,37 @@ def test_train_step_has_no_loop(tmp_path):
   assert "while" not in names
 
 
+def test_chars32_tiny_preset_uses_generated_faces():
+  from jaxgan import config_lib  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.load_config_file(REPO / "configs" / "biggan_lite_chars32.py", "tiny")
+  config_lib.validate_common(config)
+  biggan_family.FAMILY.validate(config)
+  assert config.data.source == "generated"
+  assert config.model.num_classes == 0
+  assert config.data.image_size == 16
+  with pytest.raises(ValueError, match="unknown preset 'huge'"):
+    config_lib.load_config_file(REPO / "configs" / "biggan_lite_chars32.py", "huge")
+
+
+def test_class_count_mismatch_is_one_line_error(tmp_path):
+  data = tmp_path / "data"
+  write_class_folders(data, per_class=1)
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  result = subprocess.run(
+      [sys.executable, "-m", "jaxgan.main", "--config", "configs/biggan_lite_chars32.py",
+       "--workdir", str(tmp_path / "run"), f"--config.data.dir={data}"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+  assert result.returncode == 2, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith("Error: Invalid config value model.num_classes=10: ")
+  assert "has 3 class folders (apple, kiwi, plum)" in lines[0]
+  assert "--config.model.num_classes=3" in lines[0]
+  assert not (tmp_path / "run").exists()
+
+
 # Training end to end.
 
 
