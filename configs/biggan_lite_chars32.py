@@ -7,7 +7,7 @@ Sized to train on a shared CPU: width 16, G blocks of 32, 32 and 16 channels, se
 16x16, batch 32 split into 2 D updates of 16. The learning rates are twice BigGAN's for G (2e-4,
 as BigGAN's CIFAR-10 setting) and BigGAN's 4e-4 for D, so that classes show within few steps. The grids have one row per class, in the order of the
 sorted folder names (config.json records them as data.class_names). model.num_classes must match
-the number of class subfolders; otherwise the run stops at start with a one-line error.
+the number of class subfolders, or the run stops at start with a one-line error.
 
 The preset `:tiny` is a smoke test that needs no data: an unconditional model (num_classes 0) at
 16x16 on 64 of the built-in generated faces, 2 epochs, under 2 minutes on 2 CPU cores. The

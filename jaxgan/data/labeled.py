@@ -60,9 +60,12 @@ def list_classes(root: str | os.PathLike) -> list[str]:
 
 
 def check_num_classes(root: str | os.PathLike, num_classes: int) -> list[str]:
-  """Returns the sorted class folder names of `root`; raises unless there are `num_classes`.
+  """Lists the class folders of `root` and checks that there are `num_classes` of them.
 
-  It lists folders and reads no image, so `jaxgan.main` runs it before importing JAX.
+  It reads no image, so `jaxgan.main` runs it before training starts.
+
+  Returns:
+    The sorted class folder names.
 
   Raises:
     DataError: if `root` is missing or has no subfolders.
