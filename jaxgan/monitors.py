@@ -232,6 +232,27 @@ def reference_indices(num_images: int, count: int, seed: int) -> np.ndarray:
   return np.sort(rng.choice(num_images, size=min(count, num_images), replace=False))
 
 
+def class_balanced_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+  """Returns the indices of up to `count` real images, drawn in equal shares from every class.
+
+  A conditional sample grid has one row per class, so each class fills the same share of it.
+  Drawing the real references the same way keeps a large class from setting the real diversity
+  alone. The classes take turns in label order, each giving its next image in a shuffled order
+  fixed by seed. A class that runs out drops from the turns, so the larger ones fill its place.
+
+  NOTE: the grid's diversity includes the differences between classes. A generator that draws
+  one image per class and ignores z keeps a ratio above 0, set by how far apart its class images
+  are, so a low monitor.collapse_ratio may miss that collapse within each class.
+  """
+  labels = np.asarray(labels)
+  rng = np.random.default_rng([seed, 0x5EED])
+  shuffled = [rng.permutation(np.flatnonzero(labels == label)) for label in np.unique(labels)]
+  turns = []
+  for position in range(max((len(indices) for indices in shuffled), default=0)):
+    turns.extend(int(indices[position]) for indices in shuffled if position < len(indices))
+  return np.sort(np.asarray(turns[:count], dtype=np.int64))
+
+
 class Monitors:
   """The spike detectors of every curve at both scales, and the collapse monitor.
 

@@ -43,6 +43,7 @@ from jaxgan import parallel
 from jaxgan import plots
 from jaxgan import progress
 from jaxgan import workdir_lock
+from jaxgan.data import labeled
 from jaxgan.data import pipeline
 from jaxgan.data import source as source_lib
 from jaxgan.evaluation import periodic
@@ -322,17 +323,28 @@ class Trainer:
     self._compile()
 
   def _real_reference(self) -> np.ndarray | None:
-    """Returns the fixed real images, in [-1, 1], that the collapse monitor compares with."""
-    if not monitors.enabled(self.config) or self.config.monitor.collapse_ratio <= 0:
+    """Returns the fixed real images, in [-1, 1], that the collapse monitor compares with.
+
+    Class folders give images of every class in equal shares, as the one-row-per-class grid of a
+    conditional model has them (monitors.class_balanced_indices).
+    """
+    config = self.config
+    if not monitors.enabled(config) or config.monitor.collapse_ratio <= 0:
       return None
-    if not isinstance(self.source, source_lib.ImageSource):
-      logging.warning("The mode-collapse monitor is off: it needs an image source with read(), "
-                      "but the %s family's source is a %s.", self.config.model.family,
-                      type(self.source).__name__)
+    count = config.monitor.collapse_num_real
+    if isinstance(self.source, labeled.LabeledSource):
+      indices = monitors.class_balanced_indices(self.source.labels, count, config.seed)
+      images = self.source.images.read(indices)
+    elif isinstance(self.source, source_lib.ImageSource):
+      indices = monitors.reference_indices(self.source.num_images, count, config.seed)
+      images = self.source.read(indices)
+    else:
+      logging.warning(
+          "The mode-collapse monitor is off for this run: the %s family's training data (%s) "
+          "cannot supply the real images that the monitor compares the sample grid with. The "
+          "loss-spike monitor stays on.", config.model.family, self.source.name)
       return None
-    indices = monitors.reference_indices(
-        self.source.num_images, self.config.monitor.collapse_num_real, self.config.seed)
-    return self.source.read(indices).astype(np.float32) / 127.5 - 1.0
+    return images.astype(np.float32) / 127.5 - 1.0
 
   def _open_writer(self) -> None:
     """Opens the TensorBoard writer; progress.py logs the step metrics, so no log writer is added."""

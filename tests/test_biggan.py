@@ -342,6 +342,37 @@ def test_train_step_has_no_loop(tmp_path):
   assert "while" not in names
 
 
+def test_chars32_tiny_preset_uses_generated_faces():
+  from jaxgan import config_lib  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.load_config_file(REPO / "configs" / "biggan_lite_chars32.py", "tiny")
+  config_lib.validate_common(config)
+  biggan_family.FAMILY.validate(config)
+  assert config.data.source == "generated"
+  assert config.model.num_classes == 0
+  assert config.data.image_size == 16
+  with pytest.raises(ValueError, match="unknown preset 'huge'"):
+    config_lib.load_config_file(REPO / "configs" / "biggan_lite_chars32.py", "huge")
+
+
+def test_class_count_mismatch_is_one_line_error(tmp_path):
+  data = tmp_path / "data"
+  write_class_folders(data, per_class=1)
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  result = subprocess.run(
+      [sys.executable, "-m", "jaxgan.main", "--config", "configs/biggan_lite_chars32.py",
+       "--workdir", str(tmp_path / "run"), f"--config.data.dir={data}"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+  assert result.returncode == 2, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith("Error: Invalid config value model.num_classes=10: ")
+  assert "has 3 class folders (apple, kiwi, plum)" in lines[0]
+  assert "--config.model.num_classes=3" in lines[0]
+  assert not (tmp_path / "run").exists()
+
+
 # Training end to end.
 
 
@@ -415,6 +446,29 @@ def test_conditional_run_resumes_exactly(tmp_path):
   assert len(record["diversity_per_row"]) == 3
   assert json.loads((tmp_path / "raw.json").read_text())["truncation"] == 0.5
   assert np.asarray(Image.open(tmp_path / "raw.png")).shape[:2] == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)
+
+
+def test_conditional_run_monitors_collapse(tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+
+  data = tmp_path / "data"
+  write_class_folders(data)
+  (data / "plum" / "0.png").rename(data / "plum" / "0.txt")  # classes of unequal size
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny_config(data, num_epochs=1), str(workdir))
+
+  events = event_accumulator.EventAccumulator(str(workdir), size_guidance={"tensors": 0})
+  events.Reload()
+  ratios = events.Tensors("monitor/diversity_ratio")
+  assert len(ratios) == 1
+  ratio = _tensor_value(ratios[0])
+  assert 0.0 < ratio < 100.0
+
+
+def _tensor_value(event) -> float:
+  from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+
+  return float(tensor_util.make_ndarray(event.tensor_proto))
 
 
 def test_fixed_latents_share_z_along_columns(tmp_path):

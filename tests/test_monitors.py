@@ -158,6 +158,20 @@ def test_collapse_silent_for_varied_images():
   assert not starts
 
 
+def test_class_balanced_references():
+  labels = np.array([0] * 10 + [1] * 2 + [2] * 30)
+
+  indices = monitors.class_balanced_indices(labels, 9, seed=0)
+
+  # The classes take turns and the class of 2 images runs out, so the others fill its place.
+  assert np.bincount(labels[indices], minlength=3).tolist() == [4, 2, 3]
+  assert len(set(indices.tolist())) == 9
+  np.testing.assert_array_equal(indices, monitors.class_balanced_indices(labels, 9, seed=0))
+  assert not np.array_equal(indices, monitors.class_balanced_indices(labels, 9, seed=1))
+  np.testing.assert_array_equal(monitors.class_balanced_indices(labels, 100, seed=0),
+                                np.arange(len(labels)))
+
+
 def test_retention_keeps_ring_regular_and_pinned(tmp_path):
   # ring 2, keep 1: steps 1..6, where 3 and 6 are regular and 2 was pinned by an event.
   checkpointer = checkpoint.Checkpointer(tmp_path, keep=1, ring=2)

@@ -12,6 +12,7 @@ from absl import logging
 
 from jaxgan.data import images
 from jaxgan.data import source as source_lib
+from jaxgan.errors import ConfigError
 from jaxgan.errors import DataError
 
 
@@ -56,6 +57,27 @@ def list_classes(root: str | os.PathLike) -> list[str]:
         f"No class subfolders found in {root}. Put the images of each class in its own "
         "subfolder, for example root/bart_simpson/*.jpg, or pass another --config.data.dir.")
   return names
+
+
+def check_num_classes(root: str | os.PathLike, num_classes: int) -> list[str]:
+  """Lists the class folders of `root` and checks that there are `num_classes` of them.
+
+  It reads no image, so `jaxgan.main` runs it before training starts.
+
+  Returns:
+    The sorted class folder names.
+
+  Raises:
+    DataError: if `root` is missing or has no subfolders.
+    ConfigError: if the number of subfolders differs from `num_classes`.
+  """
+  found = list_classes(root)
+  if len(found) != num_classes:
+    raise ConfigError(
+        f"Invalid config value model.num_classes={num_classes}: {root} has {len(found)} class "
+        f"folders ({', '.join(found)}). Pass --config.model.num_classes={len(found)}, or a "
+        f"--config.data.dir with {num_classes} class subfolders.")
+  return found
 
 
 def make_source(

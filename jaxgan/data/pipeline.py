@@ -53,15 +53,22 @@ def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
 def check_folders(config: ml_collections.ConfigDict) -> None:
   """Runs `folder.check_folder` on the folder of every "folder" source in the config.
 
-  These are data.dir and, in two-domain configs, data_b.dir. It imports neither JAX nor
+  These are data.dir and, in two-domain configs, data_b.dir. For a conditional model it also
+  checks that data.dir has model.num_classes class subfolders. It imports neither JAX nor
   TensorFlow, so `jaxgan.main` calls it before starting them.
   """
   from jaxgan.data import folder  # pylint: disable=g-import-not-at-top
+  from jaxgan.data import labeled  # pylint: disable=g-import-not-at-top
 
   for key in ("data", "data_b"):
     data = config.get(key)
     if data is not None and data.get("source") == "folder" and data.get("dir"):
       folder.check_folder(data.dir)
+
+  # A conditional model (BigGAN-lite with model.num_classes > 0) reads one subfolder per class.
+  num_classes = (config.get("model") or {}).get("num_classes", 0)
+  if num_classes and config.data.get("source") == "folder" and config.data.get("dir"):
+    labeled.check_num_classes(config.data.dir, num_classes)
 
 
 def folder_exclude_ids(data: ml_collections.ConfigDict) -> list[str]:

@@ -396,13 +396,10 @@ class BigGANFamily(families.Family):
       return super().make_source(config)
     from jaxgan.data import labeled  # pylint: disable=g-import-not-at-top
 
+    found = labeled.check_num_classes(config.data.dir, config.model.num_classes)
     source = labeled.make_source(
         config.data.dir, config.data.image_size, min_images=config.data.batch_size,
         num_threads=config.data.num_threads)
-    found = list(source.class_names)
-    if len(found) != config.model.num_classes:
-      raise _fail("model.num_classes", config.model.num_classes,
-                  f"{config.data.dir} has {len(found)} class folders ({', '.join(found)})")
     expected = class_names(config)
     if expected and expected != found:
       raise _fail("data.class_names", config.data.class_names,
