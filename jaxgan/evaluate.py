@@ -135,6 +135,11 @@ def main(argv: list[str]) -> None:
   # Checked before the restore, which takes most of the start-up time.
   saved_config = runs.load_config(_WORKDIR.value)
   runs.check_sampling_options(saved_config, _WEIGHTS.value, _TRUNCATION.value)
+  if not runs.draws_images_from_latents(saved_config):
+    cli.exit_with_error(
+        f"The {saved_config.model.family} family draws no images from latents, so "
+        f"jaxgan.evaluate has no images to score. Write its sample grid instead: python -m "
+        f"jaxgan.sample --workdir {_WORKDIR.value} --grid PATH.png.")
   _check_class_accuracy_request(metrics, saved_config)
   run = runs.load_run(_WORKDIR.value, _STEP.value)
   run = runs.with_sampling_options(run, _WEIGHTS.value, _TRUNCATION.value)

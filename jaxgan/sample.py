@@ -226,6 +226,10 @@ def main(argv: list[str]) -> None:
   config = runs.load_config(_WORKDIR.value)
   runs.check_sampling_options(config, _WEIGHTS.value, _TRUNCATION.value)
   truncate = getattr(families.get(config.model.family), "truncate", None)
+  if not _GRID.value and not runs.draws_images_from_latents(config):
+    cli.exit_with_error(
+        f"The {config.model.family} family draws no images from latents, so --num images "
+        "cannot be drawn. Pass --grid PATH.png for its sample grid.")
 
   run = runs.load_run(_WORKDIR.value, _STEP.value)
   # A family with a `truncate` hook truncates drawn latents, so its config keeps its value.
@@ -239,10 +243,6 @@ def main(argv: list[str]) -> None:
     latents = jax.tree.map(np.asarray, runs.latents(run, num, seed))
     if _TRUNCATION.value is not None and truncate is not None:
       latents = jax.tree.map(np.asarray, truncate(run.state, latents, _TRUNCATION.value))
-    if not any(np.ndim(leaf) for leaf in jax.tree.leaves(latents)):
-      raise runs.RunError(
-          f"The {config.model.family} family draws no images from latents, so --num images "
-          "cannot be drawn. Pass --grid PATH.png for its sample grid.")
     return latents
 
   _write_samples(run, draw)

@@ -192,6 +192,17 @@ def with_sampling_options(run: Run, weights: str | None = None,
   return dataclasses.replace(run, config=config)
 
 
+def draws_images_from_latents(config: ml_collections.ConfigDict) -> bool:
+  """Returns whether the run's family draws one image per latent, judged from the config alone.
+
+  A family whose `evaluation_latents` has no per-image leaf (SDPC, whose grid shows its
+  dictionary atoms) has no images to draw from latents, so only its sample grid exists.
+  """
+  family = families.get(config.model.family)
+  drawn = family.evaluation_latents(config, 2)
+  return any(np.ndim(leaf) for leaf in jax.tree.leaves(drawn))
+
+
 def latents(run: Run, num: int, seed: int) -> Any:
   """Returns `num` images' generator inputs from the family's `evaluation_latents`, with
   config.seed set to `seed`."""
