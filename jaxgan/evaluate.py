@@ -108,10 +108,16 @@ def _check_flags() -> None:
     cli.exit_with_error(
         f"--class_test folder {_CLASS_TEST.value} does not exist. Pass a folder with one "
         "subfolder of images per class.")
+  if _TRUNCATION.value is not None and _TRUNCATION.value < 0:
+    cli.exit_with_error(f"--truncation must be >= 0 (0 = off), got {_TRUNCATION.value}.")
   if not 0 < _CLASS_HOLDOUT.value < 1:
     cli.exit_with_error(f"--class_holdout must be between 0 and 1, got {_CLASS_HOLDOUT.value}.")
   if _CLASSIFIER_EPOCHS.value < 1:
     cli.exit_with_error(f"--classifier_epochs must be at least 1, got {_CLASSIFIER_EPOCHS.value}.")
+  if _OUT.value:
+    cli.check_output_folder("--out", _OUT.value)
+  if _CLASSIFIER_DIR.value:
+    cli.check_output_folder("--classifier_dir", _CLASSIFIER_DIR.value)
 
 
 def main(argv: list[str]) -> None:
@@ -135,6 +141,11 @@ def main(argv: list[str]) -> None:
   # Checked before the restore, which takes most of the start-up time.
   saved_config = runs.load_config(_WORKDIR.value)
   runs.check_sampling_options(saved_config, _WEIGHTS.value, _TRUNCATION.value)
+  if not runs.draws_images_from_latents(saved_config):
+    cli.exit_with_error(
+        f"The {saved_config.model.family} family draws no images from latents, so "
+        f"jaxgan.evaluate has no images to score. Write its sample grid instead: python -m "
+        f"jaxgan.sample --workdir {_WORKDIR.value} --grid PATH.png.")
   _check_class_accuracy_request(metrics, saved_config)
   run = runs.load_run(_WORKDIR.value, _STEP.value)
   run = runs.with_sampling_options(run, _WEIGHTS.value, _TRUNCATION.value)
@@ -144,7 +155,7 @@ def main(argv: list[str]) -> None:
         "(model.num_classes=0). Remove --per_class.")
   real_config = (evaluator_lib.folder_config(run.config, _REAL.value) if _REAL.value
                  else run.config)
-  reals = evaluator_lib.load_real_images(real_config, _NUM_REAL.value, _SEED.value)
+  reals = _load_reals("--real", real_config, _NUM_REAL.value, _SEED.value)
   image_metrics = [metric for metric in metrics if metric != metric_names.CLASS_ACCURACY]
   evaluator = evaluator_lib.Evaluator(
       image_metrics, reals, seed=_SEED.value, inception_weights=_INCEPTION_WEIGHTS.value,
@@ -182,19 +193,35 @@ def main(argv: list[str]) -> None:
 
 
 def _check_class_accuracy_request(metrics: list[str], config) -> None:
-  """Rejects class_accuracy for an unconditional run, and --class_test without it."""
+  """Rejects class_accuracy for an unconditional run, and its flags without it."""
   from jaxgan.evaluation import metric_names  # pylint: disable=g-import-not-at-top
 
   if metric_names.CLASS_ACCURACY not in metrics:
-    if _CLASS_TEST.value:
-      cli.exit_with_error(
-          "--class_test is used only by the class_accuracy metric. Add class_accuracy to "
-          "--metrics or remove --class_test.")
+    for holder in (_CLASS_TEST, _CLASS_HOLDOUT, _CLASSIFIER_EPOCHS, _CLASSIFIER_DIR):
+      if holder.present:
+        cli.exit_with_error(
+            f"--{holder.name} is used only by the class_accuracy metric. Add class_accuracy to "
+            f"--metrics or remove --{holder.name}.")
     return
   if not config.model.get("num_classes", 0):
     cli.exit_with_error(
         f"class_accuracy needs a conditional run, but {_WORKDIR.value} has no classes "
         "(model.num_classes=0). Remove class_accuracy from --metrics.")
+
+
+def _load_reals(flag: str, config, max_images: int | None = None, seed: int = 0):
+  """Reads real images as `evaluator.load_real_images` does, with data errors that name `flag`.
+
+  The data sources advise --config.data.dir, a training flag, so that advice is rewritten to the
+  evaluate flag that sets the folder.
+  """
+  from jaxgan.errors import DataError  # pylint: disable=g-import-not-at-top
+  from jaxgan.evaluation import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+
+  try:
+    return evaluator_lib.load_real_images(config, max_images, seed)
+  except DataError as error:
+    raise DataError(str(error).replace("--config.data.dir", flag)) from None
 
 
 def _class_accuracy_record(run, reals, fakes, fake_labels, settings: dict, out: str) -> dict:
@@ -205,8 +232,8 @@ def _class_accuracy_record(run, reals, fakes, fake_labels, settings: dict, out: 
 
   test_reals = None
   if _CLASS_TEST.value:
-    test_reals = evaluator_lib.load_real_images(
-        evaluator_lib.folder_config(run.config, _CLASS_TEST.value))
+    test_reals = _load_reals("--class_test",
+                             evaluator_lib.folder_config(run.config, _CLASS_TEST.value))
   train_reals, test_reals = class_accuracy.split_reals(
       reals, test_reals, _CLASS_HOLDOUT.value, _SEED.value)
   classifier_settings = classifier.ClassifierSettings(epochs=_CLASSIFIER_EPOCHS.value,

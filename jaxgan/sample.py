@@ -80,9 +80,12 @@ def _check_flags() -> None:
     cli.exit_with_error(
         "--workdir and either --out or --grid are required, for example python -m jaxgan.sample "
         "--workdir runs/x --num 64 --out samples/.")
+  if _TRUNCATION.value is not None and _TRUNCATION.value < 0:
+    cli.exit_with_error(f"--truncation must be >= 0 (0 = off), got {_TRUNCATION.value}.")
   if _GRID.value:
     _check_grid_flags()
     return
+  cli.check_output_folder("--out", _OUT.value)
   if _COLUMNS.present:
     cli.exit_with_error("--columns sets the shape of --grid. Remove it, or pass --grid PATH.png.")
   if _NUM.value < 1:
@@ -99,10 +102,20 @@ def _check_flags() -> None:
 def _check_grid_flags() -> None:
   if not _GRID.value.lower().endswith(".png"):
     cli.exit_with_error(f"--grid must name a .png file, got {_GRID.value!r}.")
+  if os.path.isdir(_GRID.value):
+    cli.exit_with_error(
+        f"--grid {_GRID.value} is a folder; pass a .png file path, such as "
+        f"{os.path.join(_GRID.value, 'grid.png')}.")
+  cli.check_output_folder("--grid folder", os.path.dirname(_GRID.value) or ".")
   conflicting = [f"--{holder.name}" for holder in _OUT_ONLY_FLAGS if holder.present]
   if conflicting:
+    if len(conflicting) == 1:
+      names, verb, pronoun = conflicting[0], "does", "it"
+    else:
+      names, verb, pronoun = (f"{', '.join(conflicting[:-1])} and {conflicting[-1]}", "do",
+                              "them")
     cli.exit_with_error(
-        f"--grid writes one fixed grid, so {', '.join(conflicting)} do not apply. Remove them, or drop "
+        f"--grid writes one fixed grid, so {names} {verb} not apply; remove {pronoun}, or drop "
         "--grid to write --num images to --out.")
   if _COLUMNS.value is not None and _COLUMNS.value < 1:
     cli.exit_with_error(f"--columns must be at least 1, got {_COLUMNS.value}.")
@@ -226,6 +239,10 @@ def main(argv: list[str]) -> None:
   config = runs.load_config(_WORKDIR.value)
   runs.check_sampling_options(config, _WEIGHTS.value, _TRUNCATION.value)
   truncate = getattr(families.get(config.model.family), "truncate", None)
+  if not _GRID.value and not runs.draws_images_from_latents(config):
+    cli.exit_with_error(
+        f"The {config.model.family} family draws no images from latents, so --num images "
+        "cannot be drawn. Pass --grid PATH.png for its sample grid.")
 
   run = runs.load_run(_WORKDIR.value, _STEP.value)
   # A family with a `truncate` hook truncates drawn latents, so its config keeps its value.
@@ -239,10 +256,6 @@ def main(argv: list[str]) -> None:
     latents = jax.tree.map(np.asarray, runs.latents(run, num, seed))
     if _TRUNCATION.value is not None and truncate is not None:
       latents = jax.tree.map(np.asarray, truncate(run.state, latents, _TRUNCATION.value))
-    if not any(np.ndim(leaf) for leaf in jax.tree.leaves(latents)):
-      raise runs.RunError(
-          f"The {config.model.family} family draws no images from latents, so --num images "
-          "cannot be drawn. Pass --grid PATH.png for its sample grid.")
     return latents
 
   _write_samples(run, draw)

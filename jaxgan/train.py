@@ -86,10 +86,19 @@ class StopRequest:
 
   def __init__(self):
     self.requested = False
+    # Set once the stop's checkpoint is saved. A second Ctrl+C after that point has nothing left
+    # to cut short, so it no longer turns the clean stop (status 0) into status 130.
+    # NOTE: after `__exit__` restores the previous handler, a Ctrl+C while the trainer closes
+    # still raises KeyboardInterrupt, which jaxgan.main reports with status 130.
+    self.saved = False
     self._previous = {}
 
   def _handle(self, signum, frame):
     del frame
+    if self.saved:
+      logging.warning("Received %s after the stop's checkpoint was saved; exiting as planned.",
+                      signal.Signals(signum).name)
+      return
     if self.requested and signum == signal.SIGINT:
       raise ImmediateStop
     self.requested = True
@@ -426,6 +435,7 @@ class Trainer:
           self._check_finite(epoch_totals)
           meta.epoch_totals = self._totals_to_meta(epoch_totals)
           self._save("stop requested", ring_only=True)
+          stop_request.saved = True
           logging.info("Stopped at step %d, %d batch(es) into epoch %d; run the same command to "
                        "resume.", self.step, meta.batch_in_epoch, meta.epoch + 1)
           return meta
@@ -433,6 +443,7 @@ class Trainer:
         if stop_request.agreed():
           if not saved:
             self._save("stop requested", ring_only=True)
+          stop_request.saved = True
           logging.info("Stopped after epoch %d (step %d); run the same command to resume.",
                        meta.epoch, self.step)
           return meta

@@ -174,7 +174,7 @@ def test_sample_cli_grid_rejects_out_flags(conditional_run, tmp_path):
   result = run_module("jaxgan.sample", f"--workdir={conditional_run}", "--num=3",
                       f"--grid={tmp_path / 'grid.png'}")
   assert result.returncode == 2
-  assert "--num do not apply" in result.stderr
+  assert "--num does not apply; remove it" in result.stderr
   assert result.stderr.count("\n") == 1
 
 
@@ -237,3 +237,41 @@ def test_simpsons_characters_read_at_32(tmp_path):
   assert reals.images.shape == (50, 32, 32, 3)
   assert len(reals.class_names) == 10
   assert reals.labels.max() < 10
+
+
+def test_cli_flag_errors_name_flag(conditional_run, tmp_path):
+  (tmp_path / "afile").write_text("")
+  (tmp_path / "empty").mkdir()
+  cases = [
+      (("jaxgan.sample", "--num=4", f"--out={tmp_path / 'afile'}"),
+       f"--out {tmp_path / 'afile'} is a file; pass a folder"),
+      (("jaxgan.sample", "--num=4", f"--out={tmp_path / 'afile' / 'sub'}"),
+       f"because {tmp_path / 'afile'} is a file"),
+      (("jaxgan.sample", f"--grid={tmp_path / 'afile' / 'grid.png'}"),
+       f"--grid folder {tmp_path / 'afile'} is a file"),
+      (("jaxgan.evaluate", "--num=4", f"--out={tmp_path / 'afile'}"),
+       f"--out {tmp_path / 'afile'} is a file"),
+      (("jaxgan.sample", "--num=4", f"--out={tmp_path / 'out'}", "--truncation=-1"),
+       "--truncation must be >= 0 (0 = off), got -1.0."),
+      (("jaxgan.evaluate", "--num=4", f"--out={tmp_path / 'out'}", "--truncation=-1"),
+       "--truncation must be >= 0 (0 = off), got -1.0."),
+      (("jaxgan.sample", "--num=4", f"--out={tmp_path / 'out'}", "--truncation=0.01"),
+       "Invalid --truncation=0.01: it must be 0 (off) or at least 0.05"),
+      (("jaxgan.evaluate", "--metrics=swd", "--class_holdout=0.2"),
+       "--class_holdout is used only by the class_accuracy metric"),
+      (("jaxgan.sample", "--num=3", "--format=npz", f"--grid={tmp_path / 'grid.png'}"),
+       "--num and --format do not apply; remove them"),
+      (("jaxgan.evaluate", "--metrics=class_accuracy", "--num=6",
+        f"--class_test={tmp_path / 'empty'}", f"--out={tmp_path / 'out'}"),
+       "pass another --class_test."),
+      (("jaxgan.evaluate", "--metrics=class_accuracy", "--num=6", f"--real={tmp_path / 'empty'}",
+        f"--out={tmp_path / 'out'}"),
+       "pass another --real."),
+  ]
+  for (module, *args), message in cases:
+    result = run_module(module, f"--workdir={conditional_run}", *args)
+    assert result.returncode == 2, (args, result.stderr[-3000:])
+    assert message in result.stderr, (args, result.stderr[-3000:])
+    assert "--config." not in result.stderr, args
+    assert "Traceback" not in result.stderr, args
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: "), args

@@ -1,11 +1,14 @@
 """Tests of the tf.data pipeline: epoch order, resume position, process shards, scaling."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from jaxgan.data import pipeline
 from jaxgan.data import source as source_lib
 from jaxgan.errors import ConfigError
+from jaxgan.errors import DataError
 
 NUM_IMAGES = 22
 SIZE = 4
@@ -103,3 +106,22 @@ def test_describe_epoch_counts_unused_images(num_images, batch_size, expected):
   assert text.startswith(expected)
   if num_images % batch_size == 0:
     assert "unused" not in text
+
+
+def test_read_error_raised_without_tf_wrapper():
+  source = numbered_source()
+
+  def read(indices: np.ndarray) -> np.ndarray:
+    if 5 in indices.tolist():
+      raise DataError("Image file 5.png could not be read while streaming: broken. Remove it.")
+    return source.read(indices)
+
+  failing = dataclasses.replace(source, read=read)
+  dataset = pipeline.make_epoch_dataset(failing, seed=0, epoch=0, global_batch_size=2)
+
+  with pytest.raises(DataError) as error:
+    list(pipeline.iterate_epoch(dataset))
+
+  assert type(error.value) is DataError
+  assert str(error.value) == (
+      "Image file 5.png could not be read while streaming: broken. Remove it.")

@@ -1,5 +1,7 @@
 """The SDPC family through the shared trainer: dictionary updates, outputs and exact resume."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,3 +111,22 @@ def test_invalid_config_rejected(key, value, message):
   config[section][name] = value
   with pytest.raises(ConfigError, match=message):
     sdpc_family.FAMILY.validate(config)
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("jaxgan.evaluate", ("--metrics=swd", "--num=16"), "jaxgan.evaluate has no images to score"),
+    ("jaxgan.sample", ("--num=4",), "--num images cannot be drawn"),
+])
+def test_image_tools_reject_sdpc_run(tmp_path, module, args, message):
+  # The family is checked against config.json before any checkpoint is read.
+  (tmp_path / "config.json").write_text(tiny_config().to_json())
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  result = subprocess.run(
+      [sys.executable, "-m", module, f"--workdir={tmp_path}", *args, f"--out={tmp_path / 'x'}"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert "The sdpc family draws no images from latents" in result.stderr
+  assert message in result.stderr
+  assert "--grid PATH.png" in result.stderr
+  assert result.stderr.count("\n") == 1

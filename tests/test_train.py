@@ -447,3 +447,12 @@ def test_dtype_change_is_not_a_shape_change():
   assert train.structural_differences(
       saved, current, train.SHAPE_KEYS, exclude=train.SHAPE_NEUTRAL_KEYS) == []
   assert train.structural_differences(saved, current) == ["model.dtype: 'float32' -> 'bfloat16'"]
+
+
+def test_ctrl_c_after_stop_saved_ignored():
+  with train.StopRequest() as stop_request:
+    signal.raise_signal(signal.SIGINT)
+    assert stop_request.requested
+    stop_request.saved = True
+    # A second Ctrl+C would stop at once without saving, but the checkpoint is already saved.
+    signal.raise_signal(signal.SIGINT)

@@ -7,7 +7,8 @@ processes; process p receives columns [p * B/P, (p + 1) * B/P) of it.
 """
 
 import dataclasses
-from typing import Iterator
+import threading
+from typing import Callable, Iterator
 
 import ml_collections
 import numpy as np
@@ -16,6 +17,35 @@ from absl import logging
 from jaxgan.data import source as source_lib
 from jaxgan.data import tf_setup
 from jaxgan.errors import ConfigError
+from jaxgan.errors import DataError
+from jaxgan.errors import JaxganError
+
+# JaxganErrors raised by source reads inside tf.data, which wraps them in an OpError. They are
+# kept here so that `iterate_epoch` can raise the original error, with its advice, in their place.
+_read_errors: list[JaxganError] = []
+_read_errors_lock = threading.Lock()
+
+
+class StreamingReadError(DataError):
+  """The short stand-in for a JaxganError that a read inside tf.data raised.
+
+  It is raised from the read with no chained traceback, so that the error that TensorFlow logs
+  for each failed element stays a few lines long.
+  """
+
+
+def recording_read(read: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+  """Wraps a source's `read` for tf.numpy_function so that `iterate_epoch` can report its errors."""
+
+  def wrapped(indices: np.ndarray) -> np.ndarray:
+    try:
+      return read(indices)
+    except JaxganError as error:
+      with _read_errors_lock:
+        _read_errors.append(error)
+      raise StreamingReadError(str(error)) from None
+
+  return wrapped
 
 
 def make_source(config: ml_collections.ConfigDict) -> source_lib.ImageSource:
@@ -144,8 +174,7 @@ def make_epoch_dataset(
 
   size = source.image_size
 
-  def read(indices: np.ndarray) -> np.ndarray:
-    return source.read(indices)
+  read = recording_read(source.read)
 
   if labels is not None:
     labels = np.asarray(labels, np.int32)
@@ -166,9 +195,25 @@ def make_epoch_dataset(
 
 
 def iterate_epoch(dataset) -> Iterator[dict[str, np.ndarray]]:
-  """Yields the dataset's elements as NumPy arrays."""
-  for element in dataset.as_numpy_iterator():
-    yield element
+  """Yields the dataset's elements as NumPy arrays.
+
+  Raises:
+    JaxganError: the error that a `recording_read` raised inside tf.data, such as a DataError
+      for an image file that cannot be decoded, in place of TensorFlow's OpError around it.
+  """
+  tf = tf_setup.import_tensorflow()
+  with _read_errors_lock:
+    _read_errors.clear()
+  try:
+    for element in dataset.as_numpy_iterator():
+      yield element
+  except tf.errors.OpError:
+    with _read_errors_lock:
+      first = _read_errors[0] if _read_errors else None
+      _read_errors.clear()
+    if first is None:
+      raise
+    raise first from None
 
 
 def steps_per_epoch(num_images: int, global_batch_size: int) -> int:

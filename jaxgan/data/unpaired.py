@@ -236,8 +236,8 @@ def epoch_batches(
   def load(indices_a, indices_b):
     batch = {}
     for domain, indices in (("a", indices_a), ("b", indices_b)):
-      pixels = tf.numpy_function(getattr(source, domain).read, [indices], tf.uint8,
-                                 stateful=False)
+      read = pipeline.recording_read(getattr(source, domain).read)
+      pixels = tf.numpy_function(read, [indices], tf.uint8, stateful=False)
       pixels = tf.ensure_shape(pixels, [local_batch_size, size, size, 3])
       batch[f"image_{domain}"] = tf.cast(pixels, tf.float32) / 127.5 - 1.0
     return batch

@@ -5,6 +5,7 @@ program with one "Error: ..." line on stderr and exit status 2, never a tracebac
 tools use `jaxgan.cli.run` instead.
 """
 
+import os
 from typing import Callable
 
 from absl import app
@@ -22,6 +23,28 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as error:
     exit_with_error(f"{error}. Run with --help for the list of flags.")
+
+
+def check_output_folder(flag: str, folder: str) -> None:
+  """Exits with one line when `folder`, given with `flag`, cannot be created or written to.
+
+  That is when it or one of its parents is a file, or when the nearest existing parent is not
+  writable. A folder that does not exist yet is fine: the tools create it.
+  """
+  path = os.path.abspath(folder)
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if existing == path and not os.path.isdir(path):
+    exit_with_error(f"{flag} {folder} is a file; pass a folder, which is created if missing.")
+  if not os.path.isdir(existing):
+    exit_with_error(
+        f"{flag} {folder} cannot be created because {existing} is a file; pass a folder path "
+        "whose parents are folders.")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    exit_with_error(
+        f"{flag} {folder} is not writable: {existing} is read-only for this user. Pass a folder "
+        "you can write to.")
 
 
 def run(main: Callable[[list[str]], None]) -> None:

@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 from typing import Any
 
 import jax
@@ -18,6 +19,7 @@ from absl import logging
 
 from jaxgan import checkpoint
 from jaxgan import families
+from jaxgan.errors import ConfigError
 from jaxgan.errors import JaxganError
 
 BEST_DIRECTORY = "best"
@@ -170,6 +172,8 @@ def check_sampling_options(config: ml_collections.ConfigDict, weights: str | Non
     raise RunError(
         f"The {name} family has no truncation: its generator takes the latents as drawn. "
         "Remove --truncation.")
+  if weights is not None or truncation is not None:
+    _with_options(config, weights, truncation)
 
 
 def with_sampling_options(run: Run, weights: str | None = None,
@@ -183,13 +187,47 @@ def with_sampling_options(run: Run, weights: str | None = None,
   check_sampling_options(run.config, weights, truncation)
   if weights is None and truncation is None:
     return run
-  config = ml_collections.ConfigDict(run.config.to_dict())
+  return dataclasses.replace(run, config=_with_options(run.config, weights, truncation))
+
+
+def _with_options(config: ml_collections.ConfigDict, weights: str | None,
+                  truncation: float | None) -> ml_collections.ConfigDict:
+  """Returns a validated copy of `config` with the sampling options set."""
+  config = ml_collections.ConfigDict(config.to_dict())
   if weights is not None:
     config.sample.weights = weights
   if truncation is not None and "truncation" in config.get("sample", {}):
     config.sample.truncation = truncation
-  run.family.validate(config)
-  return dataclasses.replace(run, config=config)
+  try:
+    families.get(config.model.family).validate(config)
+  except ConfigError as error:
+    raise _as_flag_error(error) from None
+  return config
+
+
+def _as_flag_error(error: ConfigError) -> JaxganError:
+  """Rewrites a family's error about sample.weights or sample.truncation to name the CLI flag.
+
+  The family's message advises --config.sample.<key>, which jaxgan.sample and jaxgan.evaluate
+  do not have. Any other error is returned unchanged.
+  """
+  match = re.match(r"Invalid config value sample\.(weights|truncation)=(.*?): (.*?)\. Change it "
+                   r"in the config file", str(error))
+  if match is None:
+    return error
+  name, value, reason = match.groups()
+  return RunError(f"Invalid --{name}={value}: it {reason}. Pass another --{name}.")
+
+
+def draws_images_from_latents(config: ml_collections.ConfigDict) -> bool:
+  """Returns whether the run's family draws one image per latent, judged from the config alone.
+
+  A family whose `evaluation_latents` has no per-image leaf (SDPC, whose grid shows its
+  dictionary atoms) has no images to draw from latents, so only its sample grid exists.
+  """
+  family = families.get(config.model.family)
+  drawn = family.evaluation_latents(config, 2)
+  return any(np.ndim(leaf) for leaf in jax.tree.leaves(drawn))
 
 
 def latents(run: Run, num: int, seed: int) -> Any:
